@@ -1,0 +1,269 @@
+//! Builds the application from validated settings: backends, services, listener and the
+//! supervised background tasks; and shuts them down in order.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener};
+use poem::{EndpointExt, Request, Server};
+use socketioxide::SocketIo;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, Settings};
+use crate::ephemeral::memory::MemoryEphemeral;
+use crate::mail::log::LogMailer;
+use crate::mail::smtp::SmtpMailer;
+use crate::mail::worker::{self, RetryPolicy};
+use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
+use crate::queue::memory::MemoryQueue;
+use crate::secrets::{self, AdminCredential};
+use crate::services::auth::{AuthService, OtpPolicy};
+use crate::services::users::UserService;
+use crate::store::sqlite::SqliteStore;
+
+/// Everything request handlers need, shared behind one `Arc`.
+pub struct AppState {
+    pub settings: Settings,
+    pub auth: Arc<AuthService>,
+    pub users: UserService,
+    pub store: Arc<dyn Store>,
+    pub ephemeral: Arc<dyn Ephemeral>,
+    pub mail_queue: Arc<dyn MailQueue>,
+    pub mailer: Arc<dyn Mailer>,
+    pub admin: AdminCredential,
+    descriptions: Descriptions,
+}
+
+struct Descriptions {
+    store: String,
+    ephemeral: String,
+    mail_queue: String,
+}
+
+pub struct BackendCheck {
+    pub name: &'static str,
+    pub backend: String,
+    pub error: Option<String>,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn check<F: Future<Output = anyhow::Result<()>>>(
+    name: &'static str,
+    backend: String,
+    ping: F,
+) -> BackendCheck {
+    let error = match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+    };
+    BackendCheck {
+        name,
+        backend,
+        error,
+    }
+}
+
+impl AppState {
+    /// The client's address for rate limiting: the peer, or the first `X-Forwarded-For`
+    /// hop when configured to trust a proxy.
+    pub fn client_ip(&self, req: &Request) -> Option<IpAddr> {
+        if self.settings.config.trust_forwarded_for {
+            let forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if forwarded.is_some() {
+                return forwarded;
+            }
+        }
+        crate::http::users::peer_ip(req)
+    }
+
+    pub async fn check_backends(&self) -> Vec<BackendCheck> {
+        let d = &self.descriptions;
+        let (store, ephemeral, queue) = tokio::join!(
+            check("store", d.store.clone(), self.store.ping()),
+            check("ephemeral", d.ephemeral.clone(), self.ephemeral.ping()),
+            check("mail_queue", d.mail_queue.clone(), self.mail_queue.ping()),
+        );
+        vec![store, ephemeral, queue]
+    }
+}
+
+pub struct Application {
+    acceptor: BoxAcceptor,
+    addrs: Vec<SocketAddr>,
+    state: Arc<AppState>,
+    io: SocketIo,
+    socketio: crate::realtime::SocketIoEndpoint,
+}
+
+fn not_yet(key: &str, what: &str) -> anyhow::Error {
+    ConfigError {
+        key: key.into(),
+        problem: format!(
+            "{what} is not part of this build of confab yet; unset it to use the embedded default"
+        ),
+    }
+    .into()
+}
+
+impl Application {
+    /// Opens the backends and binds every listen address (port 0 picks a free port,
+    /// which tests use).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let config = &settings.config;
+        for (value, key, what) in [
+            (&config.mongo_uri, "mongo_uri", "the MongoDB store"),
+            (&config.redis_url, "redis_url", "the Redis backend"),
+            (&config.amqp_url, "amqp_url", "the RabbitMQ mail queue"),
+            (
+                &config.cloudinary_url,
+                "cloudinary_url",
+                "the Cloudinary media store",
+            ),
+        ] {
+            if value.is_some() {
+                return Err(not_yet(key, what));
+            }
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+
+        let db_path = config.data_dir.join("confab.db");
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path)?);
+        let ephemeral: Arc<dyn Ephemeral> = Arc::new(MemoryEphemeral::new());
+        let mail_queue: Arc<dyn MailQueue> = Arc::new(MemoryQueue::new(config.mail_queue_capacity));
+        let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+            Some(url) => Arc::new(SmtpMailer::new(url, settings.mail_from.clone())?),
+            None => Arc::new(LogMailer),
+        };
+        let descriptions = Descriptions {
+            store: format!("sqlite ({})", db_path.display()),
+            ephemeral: "in-process".into(),
+            mail_queue: "in-process".into(),
+        };
+
+        let jwt_secret = secrets::jwt_secret(&config.data_dir, config.jwt_secret.as_deref())?;
+        let (admin, new_admin_token) =
+            secrets::admin_credential(&config.data_dir, config.admin_token.as_deref())?;
+        if let Some(token) = new_admin_token {
+            // Printed, not logged: it is shown exactly once and only its hash is kept.
+            eprintln!(
+                "\n  confab admin token (shown once, only its hash is stored in {}):\n\n      {token}\n",
+                config.data_dir.display()
+            );
+        }
+        let policy = OtpPolicy {
+            max_attempts: config.otp_max_attempts,
+            per_ip_limit: config.login_ip_limit,
+            per_ip_window: Duration::from_secs(config.login_ip_window_secs),
+            ..OtpPolicy::default()
+        };
+        let auth = Arc::new(AuthService::new(
+            store.clone(),
+            ephemeral.clone(),
+            mail_queue.clone(),
+            &jwt_secret,
+            policy,
+        ));
+        let users = UserService::new(store.clone(), auth.clone());
+
+        let mut addrs = Vec::new();
+        let mut acceptor: Option<BoxAcceptor> = None;
+        for addr in &settings.listen {
+            let bound = TcpListener::bind(*addr)
+                .into_acceptor()
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            addrs.extend(
+                bound
+                    .local_addr()
+                    .iter()
+                    .filter_map(|a| a.as_socket_addr().copied()),
+            );
+            acceptor = Some(match acceptor {
+                None => bound.boxed(),
+                Some(previous) => previous.combine(bound).boxed(),
+            });
+        }
+        let acceptor = acceptor.context("no listen address")?;
+        let (socketio, io) = crate::realtime::build();
+        let state = Arc::new(AppState {
+            settings,
+            auth,
+            users,
+            store,
+            ephemeral,
+            mail_queue,
+            mailer,
+            admin,
+            descriptions,
+        });
+        Ok(Self {
+            acceptor,
+            addrs,
+            state,
+            io,
+            socketio,
+        })
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then closes Socket.IO sessions (poem's graceful
+    /// shutdown does not track upgraded connections), drains in-flight requests and gives
+    /// the mail worker a moment to empty the in-process queue.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            acceptor,
+            state,
+            io,
+            socketio,
+            ..
+        } = self;
+        let stop_worker = CancellationToken::new();
+        let worker: JoinHandle<()> = tokio::spawn(worker::run(
+            state.mail_queue.clone(),
+            state.mailer.clone(),
+            RetryPolicy::default(),
+            stop_worker.clone(),
+        ));
+        let routes = crate::http::routes(state.clone(), socketio);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            io.close().await;
+        };
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(routes.boxed(), signal, Some(Duration::from_secs(10)))
+            .await
+            .context("HTTP server failed")?;
+        let drain_until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while state.mail_queue.depth().await.unwrap_or(0) > 0
+            && tokio::time::Instant::now() < drain_until
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_worker.cancel();
+        let _ = worker.await;
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! Every error leaves as `{"message": …}` with a fitting status, whichever layer raised it.
+
+use poem::http::StatusCode;
+use poem::Response;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+use crate::services::auth::UNAUTH_NO_HEADER;
+use crate::services::ServiceError;
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// What went wrong, in words fit to show a user.
+    #[oai(validator(max_length = 1000))]
+    pub message: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed or a value is invalid.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, invalid, expired or revoked token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Authenticated, but not allowed to do this.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// The thing asked for does not exist.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// Too many requests; wait and retry.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
+    /// A backend (database, queue, cache) is unreachable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        message: message.into(),
+    })
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::BadRequest(m) => Self::BadRequest(body(m)),
+            ServiceError::Unauthorized(m) => Self::Unauthorized(body(m)),
+            ServiceError::Forbidden(m) => Self::Forbidden(body(m)),
+            ServiceError::NotFound(m) => Self::NotFound(body(m)),
+            ServiceError::TooManyRequests(m) => Self::TooManyRequests(body(m)),
+            ServiceError::Unavailable(error) => {
+                tracing::error!(error = %format!("{error:#}"), "backend failure while serving a request");
+                Self::Unavailable(body("Service temporarily unavailable, please retry"))
+            }
+        }
+    }
+}
+
+/// Turns errors raised outside our handlers (routing, body parsing, auth extraction,
+/// body limits) into the same `{"message"}` shape, and hides internal detail of 5xx.
+pub async fn json_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let (status, message) = if err.is::<poem_openapi::error::AuthorizationError>() {
+        (StatusCode::UNAUTHORIZED, UNAUTH_NO_HEADER.to_string())
+    } else if err.is::<poem::error::NotFoundError>() {
+        (StatusCode::NOT_FOUND, "Not found".to_string())
+    } else if err.status().is_server_error() {
+        tracing::error!(error = %err, status = %err.status(), "request failed");
+        (err.status(), "Internal server error".to_string())
+    } else {
+        (err.status(), err.to_string())
+    };
+    json_response(status, message)
+}
+
+pub fn json_response(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "message": message.into() });
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_string())
+}

@@ -1,0 +1,55 @@
+//! The HTTP surface: REST API (documented with poem-openapi), Swagger UI, probes, and
+//! the Socket.IO endpoint, with CORS, body limits and JSON errors around all of it.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod limits;
+pub mod users;
+
+use std::sync::Arc;
+
+use poem::middleware::Cors;
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+use crate::app::AppState;
+use crate::config::CorsOrigins;
+use crate::realtime::SocketIoEndpoint;
+
+pub type Apis = (health::HealthApi, users::UsersApi);
+
+/// The OpenAPI service; also used to generate and check `openapi/openapi.json`.
+pub fn openapi() -> OpenApiService<Apis, ()> {
+    OpenApiService::new((health::HealthApi, users::UsersApi), "confab", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Self-hostable chat backend. Log in with `POST /api/v1/login` and `POST /api/v1/verify`, \
+             then send the token as `Authorization: Bearer <token>`. Every error is `{\"message\": …}`.",
+        )
+        .license("MIT")
+}
+
+/// The generated spec as stable, pretty JSON.
+pub fn spec_json() -> String {
+    openapi().spec()
+}
+
+pub fn routes(state: Arc<AppState>, socketio: SocketIoEndpoint) -> impl Endpoint {
+    let api = openapi();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let cors = match &state.settings.cors {
+        CorsOrigins::Any => Cors::new(),
+        CorsOrigins::List(origins) => Cors::new().allow_origins(origins.iter().map(String::as_str)),
+    }
+    .allow_methods(["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]);
+    let body_limit = state.settings.config.body_limit_bytes;
+    Route::new()
+        .nest_no_strip("/socket.io", socketio)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .nest("/", api.with(limits::BodyLimit(body_limit)))
+        .catch_all_error(error::json_error)
+        .with(cors)
+        .data(state)
+}

@@ -1,0 +1,14 @@
+//! confab: a self-hostable chat backend in one binary.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod ephemeral;
+pub mod http;
+pub mod mail;
+pub mod ports;
+pub mod queue;
+pub mod realtime;
+pub mod secrets;
+pub mod services;
+pub mod store;

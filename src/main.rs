@@ -1,0 +1,116 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use confab::app::Application;
+use confab::config::Config;
+
+/// Self-hostable chat backend: REST + Socket.IO + OTP login + mail worker in one binary.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (TOML). Default: ./confab.toml when present.
+    #[arg(long, env = "CONFAB_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the effective configuration, secrets masked, and exit.
+    Config,
+    /// Print the OpenAPI spec and exit.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            print!("{}", config.to_masked_toml());
+            match config.validate() {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Openapi => {
+            println!("{}", confab::http::spec_json());
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            let settings = match config.validate() {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            init_logging(&settings.config.log);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match runtime.block_on(serve(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("confab: {e}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .unwrap_or_else(|| filter.to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .init();
+}
+
+async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let app = Application::build(settings).await?;
+    let state = app.state();
+    let mailer = state.mailer.describe();
+    if state.settings.config.smtp_url.is_none() {
+        tracing::warn!("no smtp_url configured: OTP mails are PRINTED TO THIS LOG, not sent. Set CONFAB_SMTP_URL for real delivery.");
+    }
+    for addr in app.addrs() {
+        let host = if addr.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        tracing::info!(
+            "listening on {addr}: Swagger UI at http://{host}:{}/docs",
+            addr.port()
+        );
+    }
+    tracing::info!(mailer = %mailer, ready_in_ms = started.elapsed().as_millis() as u64, "confab ready");
+    app.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,3 @@
+//! Mail-queue adapters. In-process is the default; RabbitMQ comes with `amqp_url`.
+
+pub mod memory;

@@ -1,0 +1,124 @@
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use poem::endpoint::{BoxEndpoint, TowerCompatExt};
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{Endpoint, EndpointExt, Request, Response};
+use socketioxide::service::SocketIoService;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tower_service::Service;
+
+use crate::http::error::json_response;
+
+/// What socketioxide calls for requests outside its path; never reached through
+/// `/socket.io` routing, but the service needs one.
+#[derive(Clone)]
+pub struct NotFound;
+
+impl<B> Service<http::Request<B>> for NotFound {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<B>) -> Self::Future {
+        let response = http::Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from_static(br#"{"message":"Not found"}"#)))
+            .expect("static response");
+        ready(Ok(response))
+    }
+}
+
+pub struct SocketIoEndpoint {
+    polling: BoxEndpoint<'static, Response>,
+    streams: SocketIoService<NotFound>,
+}
+
+impl SocketIoEndpoint {
+    pub fn new(svc: SocketIoService<NotFound>) -> Self {
+        Self {
+            polling: svc.clone().compat().boxed(),
+            streams: svc,
+        }
+    }
+
+    fn upgrade(&self, req: Request) -> poem::Result<Response> {
+        let query = req.uri().query().unwrap_or_default();
+        if !query.split('&').any(|kv| kv == "EIO=4") {
+            return Ok(json_response(
+                StatusCode::BAD_REQUEST,
+                "Unsupported Engine.IO protocol version (EIO=4 expected)",
+            ));
+        }
+        let key = match req.headers().get("sec-websocket-key") {
+            Some(key)
+                if req
+                    .headers()
+                    .get("sec-websocket-version")
+                    .is_some_and(|v| v == "13") =>
+            {
+                key.clone()
+            }
+            _ => {
+                return Ok(json_response(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid WebSocket handshake",
+                ))
+            }
+        };
+        let on_upgrade = req.take_upgrade()?;
+        let mut head = http::Request::builder()
+            .method(req.method().clone())
+            .uri(req.uri().clone())
+            .version(req.version());
+        if let Some(headers) = head.headers_mut() {
+            *headers = req.headers().clone();
+        }
+        let head = head
+            .body(())
+            .map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
+        let mut streams = self.streams.clone();
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    if let Err(e) = streams.call((upgraded, head)).await {
+                        tracing::debug!(error = ?e, "socket.io websocket rejected");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
+            .header(header::UPGRADE, HeaderValue::from_static("websocket"))
+            .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+            .finish())
+    }
+}
+
+fn is_websocket_upgrade(req: &Request) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+impl Endpoint for SocketIoEndpoint {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if is_websocket_upgrade(&req) {
+            return self.upgrade(req);
+        }
+        self.polling.call(req).await
+    }
+}

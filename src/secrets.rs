@@ -1,0 +1,141 @@
+//! Secrets confab makes for itself on first start and keeps in `data_dir`, so a new user
+//! needs to configure nothing and restarts keep tokens valid.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+const JWT_SECRET_FILE: &str = "jwt_secret";
+const ADMIN_HASH_FILE: &str = "admin_token.argon2";
+
+/// Writes a file readable by the owner only; fails if it exists, so two processes
+/// starting together on one `data_dir` agree on the first writer's secret.
+fn create_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<(String, bool)> {
+    if let Ok(existing) = fs::read_to_string(path) {
+        return Ok((existing.trim().to_string(), false));
+    }
+    let fresh = make();
+    match create_private(path, &fresh) {
+        Ok(()) => Ok((fresh, true)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            Ok((fs::read_to_string(path)?.trim().to_string(), false))
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+/// The configured secret, or the one generated on first start.
+pub fn jwt_secret(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let (secret, _) = read_or_create(&data_dir.join(JWT_SECRET_FILE), || random_hex(64))?;
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "{} is too short; delete it to regenerate",
+        data_dir.join(JWT_SECRET_FILE).display()
+    );
+    Ok(secret.into_bytes())
+}
+
+/// How an admin token is checked. Only an argon2 hash of a generated token is kept.
+pub enum AdminCredential {
+    /// `admin_token` from config: it lives in the config already, so it is kept in memory.
+    Configured(String),
+    Hashed(String),
+}
+
+impl AdminCredential {
+    pub fn verify(&self, candidate: &str) -> bool {
+        match self {
+            Self::Configured(token) => {
+                use subtle::ConstantTimeEq;
+                token.as_bytes().ct_eq(candidate.as_bytes()).into()
+            }
+            Self::Hashed(phc) => PasswordHash::new(phc)
+                .map(|hash| {
+                    Argon2::default()
+                        .verify_password(candidate.as_bytes(), &hash)
+                        .is_ok()
+                })
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// Returns the credential and, on the very first start, the new token so it can be
+/// shown once.
+pub fn admin_credential(
+    data_dir: &Path,
+    configured: Option<&str>,
+) -> anyhow::Result<(AdminCredential, Option<String>)> {
+    if let Some(token) = configured {
+        return Ok((AdminCredential::Configured(token.to_string()), None));
+    }
+    let mut shown = None;
+    let (hash, _) = read_or_create(&data_dir.join(ADMIN_HASH_FILE), || {
+        let token = random_hex(24);
+        let salt =
+            SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
+        let hash = Argon2::default()
+            .hash_password(token.as_bytes(), &salt)
+            .expect("argon2 hashing")
+            .to_string();
+        shown = Some(token);
+        hash
+    })?;
+    Ok((AdminCredential::Hashed(hash), shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_persist_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = jwt_secret(dir.path(), None).unwrap();
+        assert_eq!(first, jwt_secret(dir.path(), None).unwrap());
+        assert_eq!(
+            jwt_secret(dir.path(), Some("configured-secret")).unwrap(),
+            b"configured-secret"
+        );
+    }
+
+    #[test]
+    fn admin_token_is_shown_once_and_only_its_hash_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cred, shown) = admin_credential(dir.path(), None).unwrap();
+        let token = shown.expect("first start shows the token");
+        assert!(cred.verify(&token));
+        assert!(!cred.verify("wrong"));
+        let stored = fs::read_to_string(dir.path().join(ADMIN_HASH_FILE)).unwrap();
+        assert!(stored.starts_with("$argon2") && !stored.contains(&token));
+        let (again, shown_again) = admin_credential(dir.path(), None).unwrap();
+        assert!(shown_again.is_none());
+        assert!(again.verify(&token));
+    }
+}

@@ -1,0 +1,3 @@
+//! Store adapters. SQLite is the embedded default; MongoDB comes with `mongo_uri`.
+
+pub mod sqlite;
