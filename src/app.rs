@@ -52,21 +52,13 @@ pub struct BackendCheck {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn check<F: Future<Output = anyhow::Result<()>>>(
-    name: &'static str,
-    backend: String,
-    ping: F,
-) -> BackendCheck {
+async fn check<F: Future<Output = anyhow::Result<()>>>(name: &'static str, backend: String, ping: F) -> BackendCheck {
     let error = match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(format!("{e:#}")),
         Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
     };
-    BackendCheck {
-        name,
-        backend,
-        error,
-    }
+    BackendCheck { name, backend, error }
 }
 
 impl AppState {
@@ -109,9 +101,7 @@ pub struct Application {
 fn not_yet(key: &str, what: &str) -> anyhow::Error {
     ConfigError {
         key: key.into(),
-        problem: format!(
-            "{what} is not part of this build of confab yet; unset it to use the embedded default"
-        ),
+        problem: format!("{what} is not part of this build of confab yet; unset it to use the embedded default"),
     }
     .into()
 }
@@ -125,11 +115,7 @@ impl Application {
             (&config.mongo_uri, "mongo_uri", "the MongoDB store"),
             (&config.redis_url, "redis_url", "the Redis backend"),
             (&config.amqp_url, "amqp_url", "the RabbitMQ mail queue"),
-            (
-                &config.cloudinary_url,
-                "cloudinary_url",
-                "the Cloudinary media store",
-            ),
+            (&config.cloudinary_url, "cloudinary_url", "the Cloudinary media store"),
         ] {
             if value.is_some() {
                 return Err(not_yet(key, what));
@@ -153,8 +139,7 @@ impl Application {
         };
 
         let jwt_secret = secrets::jwt_secret(&config.data_dir, config.jwt_secret.as_deref())?;
-        let (admin, new_admin_token) =
-            secrets::admin_credential(&config.data_dir, config.admin_token.as_deref())?;
+        let (admin, new_admin_token) = secrets::admin_credential(&config.data_dir, config.admin_token.as_deref())?;
         if let Some(token) = new_admin_token {
             // Printed, not logged: it is shown exactly once and only its hash is kept.
             eprintln!(
@@ -163,33 +148,22 @@ impl Application {
             );
         }
         let policy = OtpPolicy {
+            ttl: Duration::from_secs(config.otp_ttl_secs),
             max_attempts: config.otp_max_attempts,
             per_ip_limit: config.login_ip_limit,
             per_ip_window: Duration::from_secs(config.login_ip_window_secs),
             ..OtpPolicy::default()
         };
-        let auth = Arc::new(AuthService::new(
-            store.clone(),
-            ephemeral.clone(),
-            mail_queue.clone(),
-            &jwt_secret,
-            policy,
-        ));
+        let auth =
+            Arc::new(AuthService::new(store.clone(), ephemeral.clone(), mail_queue.clone(), &jwt_secret, policy));
         let users = UserService::new(store.clone(), auth.clone());
 
         let mut addrs = Vec::new();
         let mut acceptor: Option<BoxAcceptor> = None;
         for addr in &settings.listen {
-            let bound = TcpListener::bind(*addr)
-                .into_acceptor()
-                .await
-                .with_context(|| format!("listening on {addr}"))?;
-            addrs.extend(
-                bound
-                    .local_addr()
-                    .iter()
-                    .filter_map(|a| a.as_socket_addr().copied()),
-            );
+            let bound =
+                TcpListener::bind(*addr).into_acceptor().await.with_context(|| format!("listening on {addr}"))?;
+            addrs.extend(bound.local_addr().iter().filter_map(|a| a.as_socket_addr().copied()));
             acceptor = Some(match acceptor {
                 None => bound.boxed(),
                 Some(previous) => previous.combine(bound).boxed(),
@@ -197,24 +171,9 @@ impl Application {
         }
         let acceptor = acceptor.context("no listen address")?;
         let (socketio, io) = crate::realtime::build();
-        let state = Arc::new(AppState {
-            settings,
-            auth,
-            users,
-            store,
-            ephemeral,
-            mail_queue,
-            mailer,
-            admin,
-            descriptions,
-        });
-        Ok(Self {
-            acceptor,
-            addrs,
-            state,
-            io,
-            socketio,
-        })
+        let state =
+            Arc::new(AppState { settings, auth, users, store, ephemeral, mail_queue, mailer, admin, descriptions });
+        Ok(Self { acceptor, addrs, state, io, socketio })
     }
 
     pub fn addrs(&self) -> &[SocketAddr] {
@@ -228,17 +187,8 @@ impl Application {
     /// Serves until `shutdown` completes, then closes Socket.IO sessions (poem's graceful
     /// shutdown does not track upgraded connections), drains in-flight requests and gives
     /// the mail worker a moment to empty the in-process queue.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let Self {
-            acceptor,
-            state,
-            io,
-            socketio,
-            ..
-        } = self;
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { acceptor, state, io, socketio, .. } = self;
         let stop_worker = CancellationToken::new();
         let worker: JoinHandle<()> = tokio::spawn(worker::run(
             state.mail_queue.clone(),
@@ -257,9 +207,7 @@ impl Application {
             .await
             .context("HTTP server failed")?;
         let drain_until = tokio::time::Instant::now() + Duration::from_secs(5);
-        while state.mail_queue.depth().await.unwrap_or(0) > 0
-            && tokio::time::Instant::now() < drain_until
-        {
+        while state.mail_queue.depth().await.unwrap_or(0) > 0 && tokio::time::Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         stop_worker.cancel();

@@ -41,6 +41,8 @@ pub struct Config {
     pub login_ip_window_secs: u64,
     /// Wrong codes allowed before a code is burned.
     pub otp_max_attempts: u64,
+    /// How long a mailed code stays valid.
+    pub otp_ttl_secs: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Largest accepted JSON request body.
@@ -70,6 +72,7 @@ impl Default for Config {
             login_ip_limit: 60,
             login_ip_window_secs: 600,
             otp_max_attempts: 5,
+            otp_ttl_secs: 300,
             trust_forwarded_for: false,
             body_limit_bytes: 256 * 1024,
             mail_queue_capacity: 10_000,
@@ -95,6 +98,7 @@ const KEYS: &[&str] = &[
     "login_ip_limit",
     "login_ip_window_secs",
     "otp_max_attempts",
+    "otp_ttl_secs",
     "trust_forwarded_for",
     "body_limit_bytes",
     "mail_queue_capacity",
@@ -109,10 +113,7 @@ pub struct ConfigError {
 }
 
 fn problem(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        problem: problem.into(),
-    }
+    ConfigError { key: key.into(), problem: problem.into() }
 }
 
 impl Config {
@@ -122,28 +123,17 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(problem(
-                    "config",
-                    format!("file {} does not exist", path.display()),
-                ));
+                return Err(problem("config", format!("file {} does not exist", path.display())));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if Path::new("confab.toml").exists() => {
-                figment = figment.merge(Toml::file_exact("confab.toml"))
-            }
+            None if Path::new("confab.toml").exists() => figment = figment.merge(Toml::file_exact("confab.toml")),
             None => {}
         }
-        figment = figment.merge(Serialized::defaults(legacy_aliases(|name| {
-            std::env::var(name).ok()
-        })));
+        figment = figment.merge(Serialized::defaults(legacy_aliases(|name| std::env::var(name).ok())));
         figment = figment.merge(Env::prefixed("CONFAB_").only(KEYS));
         figment.extract().map_err(|e| {
             let key = e.path.join(".");
-            let key = if key.is_empty() {
-                "config".to_string()
-            } else {
-                key
-            };
+            let key = if key.is_empty() { "config".to_string() } else { key };
             problem(&key, e.kind.to_string())
         })
     }
@@ -151,33 +141,24 @@ impl Config {
     pub fn validate(self) -> Result<Settings, ConfigError> {
         let listen = parse_addrs(&self.addr)?;
         if let Some(url) = &self.smtp_url {
-            let parsed =
-                url::Url::parse(url).map_err(|e| problem("smtp_url", format!("not a URL: {e}")))?;
+            let parsed = url::Url::parse(url).map_err(|e| problem("smtp_url", format!("not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "smtp" | "smtps") {
                 return Err(problem(
                     "smtp_url",
-                    format!(
-                        "scheme must be smtp:// or smtps://, not {}://",
-                        parsed.scheme()
-                    ),
+                    format!("scheme must be smtp:// or smtps://, not {}://", parsed.scheme()),
                 ));
             }
             if parsed.host_str().unwrap_or_default().is_empty() {
                 return Err(problem("smtp_url", "needs a host"));
             }
         }
-        let mail_from: Mailbox = self.mail_from.parse().map_err(|e| {
-            problem(
-                "mail_from",
-                format!("not a mailbox like 'confab <no-reply@example.com>': {e}"),
-            )
-        })?;
+        let mail_from: Mailbox = self
+            .mail_from
+            .parse()
+            .map_err(|e| problem("mail_from", format!("not a mailbox like 'confab <no-reply@example.com>': {e}")))?;
         if let Some(secret) = &self.jwt_secret {
             if secret.len() < 16 {
-                return Err(problem(
-                    "jwt_secret",
-                    "must be at least 16 characters (32 or more recommended)",
-                ));
+                return Err(problem("jwt_secret", "must be at least 16 characters (32 or more recommended)"));
             }
         }
         if let Some(token) = &self.admin_token {
@@ -187,13 +168,13 @@ impl Config {
         }
         let cors = parse_cors(&self.cors_origins)?;
         if self.login_ip_limit == 0 || self.login_ip_window_secs == 0 {
-            return Err(problem(
-                "login_ip_limit",
-                "limit and window must both be above 0",
-            ));
+            return Err(problem("login_ip_limit", "limit and window must both be above 0"));
         }
         if !(1..=100).contains(&self.otp_max_attempts) {
             return Err(problem("otp_max_attempts", "must be between 1 and 100"));
+        }
+        if !(1..=3600).contains(&self.otp_ttl_secs) {
+            return Err(problem("otp_ttl_secs", "must be between 1 and 3600"));
         }
         if self.body_limit_bytes < 1024 {
             return Err(problem("body_limit_bytes", "must be at least 1024"));
@@ -203,20 +184,11 @@ impl Config {
         }
         if let Some(root) = &self.web_root {
             if !root.is_dir() {
-                return Err(problem(
-                    "web_root",
-                    format!("{} is not a directory", root.display()),
-                ));
+                return Err(problem("web_root", format!("{} is not a directory", root.display())));
             }
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log)
-            .map_err(|e| problem("log", e.to_string()))?;
-        Ok(Settings {
-            listen,
-            cors,
-            mail_from,
-            config: self,
-        })
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| problem("log", e.to_string()))?;
+        Ok(Settings { listen, cors, mail_from, config: self })
     }
 
     /// The effective configuration as TOML with every secret masked.
@@ -285,16 +257,10 @@ fn parse_cors(raw: &str) -> Result<CorsOrigins, ConfigError> {
     let mut list = Vec::new();
     for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
         let url = url::Url::parse(origin).map_err(|_| {
-            problem(
-                "cors_origins",
-                format!("{origin:?} is not an origin like https://chat.example.com"),
-            )
+            problem("cors_origins", format!("{origin:?} is not an origin like https://chat.example.com"))
         })?;
         if url.path() != "/" || url.query().is_some() {
-            return Err(problem(
-                "cors_origins",
-                format!("{origin:?} must be an origin without a path"),
-            ));
+            return Err(problem("cors_origins", format!("{origin:?} must be an origin without a path")));
         }
         list.push(origin.trim_end_matches('/').to_string());
     }
@@ -304,19 +270,10 @@ fn parse_cors(raw: &str) -> Result<CorsOrigins, ConfigError> {
 fn parse_addrs(raw: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     let mut addrs = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let full = if part.starts_with(':') {
-            format!("0.0.0.0{part}")
-        } else {
-            part.to_string()
-        };
+        let full = if part.starts_with(':') { format!("0.0.0.0{part}") } else { part.to_string() };
         let resolved = full
             .to_socket_addrs()
-            .map_err(|_| {
-                problem(
-                    "addr",
-                    format!("{part:?} is not host:port (e.g. 0.0.0.0:5000 or :5000)"),
-                )
-            })?
+            .map_err(|_| problem("addr", format!("{part:?} is not host:port (e.g. 0.0.0.0:5000 or :5000)")))?
             .next()
             .ok_or_else(|| problem("addr", format!("{part:?} resolves to no address")))?;
         addrs.push(resolved);
@@ -329,9 +286,7 @@ fn parse_addrs(raw: &str) -> Result<Vec<SocketAddr>, ConfigError> {
 
 /// Maps the original services' `.env` names onto our keys, so an existing deployment's
 /// environment works as it is. `CONFAB_*` variables win over these.
-pub fn legacy_aliases(
-    var: impl Fn(&str) -> Option<String>,
-) -> serde_json::Map<String, serde_json::Value> {
+pub fn legacy_aliases(var: impl Fn(&str) -> Option<String>) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
     let mut put = |key: &str, value: String| {
         out.insert(key.to_string(), serde_json::Value::String(value));
@@ -349,34 +304,18 @@ pub fn legacy_aliases(
             put(key, v);
         }
     }
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
     if let Some(host) = var("Rabbitmq_Host") {
         let user = var("Rabbitmq_Username").unwrap_or_else(|| "guest".into());
         let pass = var("Rabbitmq_Password").unwrap_or_else(|| "guest".into());
-        put(
-            "amqp_url",
-            format!("amqp://{}:{}@{host}:5672/%2f", enc(&user), enc(&pass)),
-        );
+        put("amqp_url", format!("amqp://{}:{}@{host}:5672/%2f", enc(&user), enc(&pass)));
     }
-    if let (Some(user), Some(pass)) = (
-        var("EMAIL_USER"),
-        var("EMAIL_PASSWORD").or_else(|| var("EMAIL_PASS")),
-    ) {
-        put(
-            "smtp_url",
-            format!("smtps://{}:{}@smtp.gmail.com:465", enc(&user), enc(&pass)),
-        );
+    if let (Some(user), Some(pass)) = (var("EMAIL_USER"), var("EMAIL_PASSWORD").or_else(|| var("EMAIL_PASS"))) {
+        put("smtp_url", format!("smtps://{}:{}@smtp.gmail.com:465", enc(&user), enc(&pass)));
         put("mail_from", format!("Chat App <{user}>"));
     }
-    if let (Some(cloud), Some(key), Some(secret)) =
-        (var("Cloud_Name"), var("Api_Key"), var("Api_Secret"))
-    {
-        put(
-            "cloudinary_url",
-            format!("cloudinary://{}:{}@{cloud}", enc(&key), enc(&secret)),
-        );
+    if let (Some(cloud), Some(key), Some(secret)) = (var("Cloud_Name"), var("Api_Key"), var("Api_Secret")) {
+        put("cloudinary_url", format!("cloudinary://{}:{}@{cloud}", enc(&key), enc(&secret)));
     }
     out
 }
@@ -403,72 +342,25 @@ mod tests {
 
     #[test]
     fn several_addresses_and_shorthand() {
-        let cfg = Config {
-            addr: ":5000, 127.0.0.1:5002".into(),
-            ..Config::default()
-        };
+        let cfg = Config { addr: ":5000, 127.0.0.1:5002".into(), ..Config::default() };
         let s = cfg.validate().unwrap();
-        assert_eq!(
-            s.listen,
-            vec![
-                "0.0.0.0:5000".parse().unwrap(),
-                "127.0.0.1:5002".parse().unwrap()
-            ]
-        );
+        assert_eq!(s.listen, vec!["0.0.0.0:5000".parse().unwrap(), "127.0.0.1:5002".parse().unwrap()]);
     }
 
     #[test]
     fn invalid_values_name_their_key() {
         let cases = [
-            (
-                Config {
-                    addr: "nonsense".into(),
-                    ..Config::default()
-                },
-                "addr",
-            ),
-            (
-                Config {
-                    smtp_url: Some("http://x".into()),
-                    ..Config::default()
-                },
-                "smtp_url",
-            ),
-            (
-                Config {
-                    mail_from: "not a mailbox".into(),
-                    ..Config::default()
-                },
-                "mail_from",
-            ),
-            (
-                Config {
-                    cors_origins: "example.com/path".into(),
-                    ..Config::default()
-                },
-                "cors_origins",
-            ),
-            (
-                Config {
-                    jwt_secret: Some("short".into()),
-                    ..Config::default()
-                },
-                "jwt_secret",
-            ),
-            (
-                Config {
-                    otp_max_attempts: 0,
-                    ..Config::default()
-                },
-                "otp_max_attempts",
-            ),
+            (Config { addr: "nonsense".into(), ..Config::default() }, "addr"),
+            (Config { smtp_url: Some("http://x".into()), ..Config::default() }, "smtp_url"),
+            (Config { mail_from: "not a mailbox".into(), ..Config::default() }, "mail_from"),
+            (Config { cors_origins: "example.com/path".into(), ..Config::default() }, "cors_origins"),
+            (Config { jwt_secret: Some("short".into()), ..Config::default() }, "jwt_secret"),
+            (Config { otp_max_attempts: 0, ..Config::default() }, "otp_max_attempts"),
         ];
         for (cfg, key) in cases {
             let err = cfg.validate().unwrap_err();
             assert_eq!(err.key, key, "{err}");
-            assert!(err
-                .to_string()
-                .starts_with(&format!("config error: {key}: ")));
+            assert!(err.to_string().starts_with(&format!("config error: {key}: ")));
         }
     }
 
@@ -491,10 +383,7 @@ mod tests {
         let map = legacy_aliases(env);
         assert_eq!(map["addr"], "0.0.0.0:5002");
         assert_eq!(map["amqp_url"], "amqp://guest:p%40ss@mq:5672/%2f");
-        assert_eq!(
-            map["smtp_url"],
-            "smtps://me%40gmail%2Ecom:app%20pw@smtp.gmail.com:465"
-        );
+        assert_eq!(map["smtp_url"], "smtps://me%40gmail%2Ecom:app%20pw@smtp.gmail.com:465");
         assert_eq!(map["cloudinary_url"], "cloudinary://123:abc@demo");
     }
 

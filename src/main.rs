@@ -50,10 +50,7 @@ fn main() -> ExitCode {
                 Err(e) => return fail(e),
             };
             init_logging(&settings.config.log);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             match runtime.block_on(serve(settings)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(format!("{e:#}")),
@@ -68,12 +65,11 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 }
 
 fn init_logging(filter: &str) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .unwrap_or_else(|| filter.to_string());
+    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| filter.to_string());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 }
 
@@ -86,15 +82,8 @@ async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
         tracing::warn!("no smtp_url configured: OTP mails are PRINTED TO THIS LOG, not sent. Set CONFAB_SMTP_URL for real delivery.");
     }
     for addr in app.addrs() {
-        let host = if addr.ip().is_unspecified() {
-            "localhost".to_string()
-        } else {
-            addr.ip().to_string()
-        };
-        tracing::info!(
-            "listening on {addr}: Swagger UI at http://{host}:{}/docs",
-            addr.port()
-        );
+        let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+        tracing::info!("listening on {addr}: Swagger UI at http://{host}:{}/docs", addr.port());
     }
     tracing::info!(mailer = %mailer, ready_in_ms = started.elapsed().as_millis() as u64, "confab ready");
     app.run(shutdown_signal()).await
@@ -104,8 +93,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -34,9 +34,7 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<
     let fresh = make();
     match create_private(path, &fresh) {
         Ok(()) => Ok((fresh, true)),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            Ok((fs::read_to_string(path)?.trim().to_string(), false))
-        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((fs::read_to_string(path)?.trim().to_string(), false)),
         Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
     }
 }
@@ -76,11 +74,7 @@ impl AdminCredential {
                 token.as_bytes().ct_eq(candidate.as_bytes()).into()
             }
             Self::Hashed(phc) => PasswordHash::new(phc)
-                .map(|hash| {
-                    Argon2::default()
-                        .verify_password(candidate.as_bytes(), &hash)
-                        .is_ok()
-                })
+                .map(|hash| Argon2::default().verify_password(candidate.as_bytes(), &hash).is_ok())
                 .unwrap_or(false),
         }
     }
@@ -98,12 +92,8 @@ pub fn admin_credential(
     let mut shown = None;
     let (hash, _) = read_or_create(&data_dir.join(ADMIN_HASH_FILE), || {
         let token = random_hex(24);
-        let salt =
-            SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
-        let hash = Argon2::default()
-            .hash_password(token.as_bytes(), &salt)
-            .expect("argon2 hashing")
-            .to_string();
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
+        let hash = Argon2::default().hash_password(token.as_bytes(), &salt).expect("argon2 hashing").to_string();
         shown = Some(token);
         hash
     })?;
@@ -119,10 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = jwt_secret(dir.path(), None).unwrap();
         assert_eq!(first, jwt_secret(dir.path(), None).unwrap());
-        assert_eq!(
-            jwt_secret(dir.path(), Some("configured-secret")).unwrap(),
-            b"configured-secret"
-        );
+        assert_eq!(jwt_secret(dir.path(), Some("configured-secret")).unwrap(), b"configured-secret");
     }
 
     #[test]

@@ -16,9 +16,8 @@ impl ObjectId {
         static PROCESS: OnceLock<[u8; 5]> = OnceLock::new();
         static COUNTER: OnceLock<AtomicU32> = OnceLock::new();
         let process = PROCESS.get_or_init(rand::random);
-        let counter = COUNTER
-            .get_or_init(|| AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff))
-            .fetch_add(1, Ordering::Relaxed);
+        let counter =
+            COUNTER.get_or_init(|| AtomicU32::new(rand::random::<u32>() & 0x00ff_ffff)).fetch_add(1, Ordering::Relaxed);
         let secs = (super::now_ms() / 1000) as u32;
         let mut bytes = [0u8; 12];
         bytes[..4].copy_from_slice(&secs.to_be_bytes());

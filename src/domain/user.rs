@@ -24,9 +24,7 @@ impl UserName {
             return Err(Invalid::new("Name is required"));
         }
         if name.chars().count() > MAX_NAME_CHARS {
-            return Err(Invalid::new(format!(
-                "Name must be at most {MAX_NAME_CHARS} characters"
-            )));
+            return Err(Invalid::new(format!("Name must be at most {MAX_NAME_CHARS} characters")));
         }
         if name.chars().any(char::is_control) {
             return Err(Invalid::new("Name must not contain control characters"));

@@ -55,19 +55,13 @@ impl MemoryEphemeral {
 }
 
 fn entry(value: String, ttl: Duration) -> Entry {
-    Entry {
-        value,
-        expires_at: Instant::now() + ttl,
-    }
+    Entry { value, expires_at: Instant::now() + ttl }
 }
 
 #[async_trait]
 impl Ephemeral for MemoryEphemeral {
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> BackendResult<()> {
-        self.entries
-            .lock()
-            .unwrap()
-            .insert(key.to_string(), entry(value.to_string(), ttl));
+        self.entries.lock().unwrap().insert(key.to_string(), entry(value.to_string(), ttl));
         Ok(())
     }
 
@@ -81,9 +75,7 @@ impl Ephemeral for MemoryEphemeral {
     }
 
     async fn get(&self, key: &str) -> BackendResult<Option<String>> {
-        Ok(self.with_live(key, |entries, live| {
-            live.then(|| entries[key].value.clone())
-        }))
+        Ok(self.with_live(key, |entries, live| live.then(|| entries[key].value.clone())))
     }
 
     async fn delete(&self, key: &str) -> BackendResult<bool> {
@@ -100,10 +92,7 @@ impl Ephemeral for MemoryEphemeral {
                 return Ok(1);
             }
             let e = entries.get_mut(key).expect("live entry");
-            let count: u64 = e
-                .value
-                .parse()
-                .map_err(|_| anyhow::anyhow!("{key} is not a counter"))?;
+            let count: u64 = e.value.parse().map_err(|_| anyhow::anyhow!("{key} is not a counter"))?;
             e.value = (count + 1).to_string();
             Ok(count + 1)
         })

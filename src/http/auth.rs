@@ -17,12 +17,6 @@ use crate::domain::User;
 pub struct BearerAuth(pub User);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<User> {
-    let state = req
-        .data::<Arc<AppState>>()
-        .expect("AppState is attached to every request");
-    state
-        .auth
-        .authenticate(&bearer.token)
-        .await
-        .map_err(|e| ApiError::from(e).into())
+    let state = req.data::<Arc<AppState>>().expect("AppState is attached to every request");
+    state.auth.authenticate(&bearer.token).await.map_err(|e| ApiError::from(e).into())
 }

@@ -38,9 +38,7 @@ pub enum ApiError {
 }
 
 fn body(message: impl Into<String>) -> Json<ErrorBody> {
-    Json(ErrorBody {
-        message: message.into(),
-    })
+    Json(ErrorBody { message: message.into() })
 }
 
 impl From<ServiceError> for ApiError {
@@ -80,8 +78,5 @@ pub async fn json_error(err: poem::Error) -> Response {
 
 pub fn json_response(status: StatusCode, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "message": message.into() });
-    Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(body.to_string())
+    Response::builder().status(status).content_type("application/json; charset=utf-8").body(body.to_string())
 }

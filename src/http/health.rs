@@ -47,9 +47,7 @@ impl HealthApi {
     /// Liveness: the process is up
     #[oai(path = "/healthz", method = "get", tag = "HealthTags::Health")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health {
-            status: "ok".into(),
-        })
+        Json(Health { status: "ok".into() })
     }
 
     /// Readiness: every configured backend is reachable
@@ -58,12 +56,7 @@ impl HealthApi {
         let checks = state.check_backends().await;
         let backends: Vec<BackendStatus> = checks
             .into_iter()
-            .map(|c| BackendStatus {
-                name: c.name.into(),
-                backend: c.backend,
-                ok: c.error.is_none(),
-                error: c.error,
-            })
+            .map(|c| BackendStatus { name: c.name.into(), backend: c.backend, ok: c.error.is_none(), error: c.error })
             .collect();
         let ready = backends.iter().all(|b| b.ok);
         let body = Json(Readiness { ready, backends });

@@ -13,10 +13,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BodyLimitEndpoint {
-            inner,
-            limit: self.0,
-        }
+        BodyLimitEndpoint { inner, limit: self.0 }
     }
 }
 
@@ -37,22 +34,13 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
         match req.headers().typed_get::<ContentLength>() {
-            Some(ContentLength(len)) if len > self.limit as u64 => {
-                return Err(too_large(self.limit))
-            }
+            Some(ContentLength(len)) if len > self.limit as u64 => return Err(too_large(self.limit)),
             Some(_) => {}
-            None if req
-                .headers()
-                .contains_key(poem::http::header::TRANSFER_ENCODING) =>
-            {
-                let bytes =
-                    req.take_body()
-                        .into_bytes_limit(self.limit)
-                        .await
-                        .map_err(|e| match e {
-                            poem::error::ReadBodyError::PayloadTooLarge => too_large(self.limit),
-                            other => other.into(),
-                        })?;
+            None if req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) => {
+                let bytes = req.take_body().into_bytes_limit(self.limit).await.map_err(|e| match e {
+                    poem::error::ReadBodyError::PayloadTooLarge => too_large(self.limit),
+                    other => other.into(),
+                })?;
                 req.set_body(Body::from_bytes(bytes));
             }
             None => {}

@@ -51,5 +51,7 @@ pub fn routes(state: Arc<AppState>, socketio: SocketIoEndpoint) -> impl Endpoint
         .nest("/", api.with(limits::BodyLimit(body_limit)))
         .catch_all_error(error::json_error)
         .with(cors)
+        // Again outside CORS: its own refusals (origin not allowed) must be JSON too.
+        .catch_all_error(error::json_error)
         .data(state)
 }

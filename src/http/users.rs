@@ -77,9 +77,7 @@ struct LoginRequest {
 
 impl Example for LoginRequest {
     fn example() -> Self {
-        Self {
-            email: Some("alice@example.com".into()),
-        }
+        Self { email: Some("alice@example.com".into()) }
     }
 }
 
@@ -93,10 +91,7 @@ struct VerifyRequest {
 
 impl Example for VerifyRequest {
     fn example() -> Self {
-        Self {
-            email: Some("alice@example.com".into()),
-            otp: Some("123456".into()),
-        }
+        Self { email: Some("alice@example.com".into()), otp: Some("123456".into()) }
     }
 }
 
@@ -109,9 +104,7 @@ struct UpdateUserRequest {
 
 impl Example for UpdateUserRequest {
     fn example() -> Self {
-        Self {
-            name: Some("Alice".into()),
-        }
+        Self { name: Some("Alice".into()) }
     }
 }
 
@@ -172,9 +165,7 @@ impl UsersApi {
     ) -> ApiResult<LoginResponse> {
         let email = body.0.email.unwrap_or_default();
         state.auth.request_otp(&email, state.client_ip(req)).await?;
-        Ok(LoginResponse::Sent(Json(MessageBody {
-            message: "OTP sent to your mail".into(),
-        })))
+        Ok(LoginResponse::Sent(Json(MessageBody { message: "OTP sent to your mail".into() })))
     }
 
     /// Exchange a code for a token
@@ -182,19 +173,10 @@ impl UsersApi {
     /// Creates the user on first login (named after the first 8 characters of the email).
     /// Codes are single use; after 5 wrong attempts the code is burned (429).
     #[oai(path = "/verify", method = "post", tag = "ApiTags::Auth")]
-    async fn verify(
-        &self,
-        state: Data<&Arc<AppState>>,
-        body: Json<VerifyRequest>,
-    ) -> ApiResult<UserWithTokenResponse> {
+    async fn verify(&self, state: Data<&Arc<AppState>>, body: Json<VerifyRequest>) -> ApiResult<UserWithTokenResponse> {
         let VerifyRequest { email, otp } = body.0;
-        let (user, token) = state
-            .auth
-            .verify_otp(
-                email.as_deref().unwrap_or_default(),
-                otp.as_deref().unwrap_or_default(),
-            )
-            .await?;
+        let (user, token) =
+            state.auth.verify_otp(email.as_deref().unwrap_or_default(), otp.as_deref().unwrap_or_default()).await?;
         Ok(UserWithTokenResponse::Ok(Json(UserWithToken {
             message: "User Verified".into(),
             user: (&user).into(),
@@ -212,27 +194,16 @@ impl UsersApi {
 
     /// Every user, including the caller
     #[oai(path = "/user/all", method = "get", tag = "ApiTags::Users")]
-    async fn all(
-        &self,
-        state: Data<&Arc<AppState>>,
-        _auth: BearerAuth,
-    ) -> ApiResult<UserListResponse> {
+    async fn all(&self, state: Data<&Arc<AppState>>, _auth: BearerAuth) -> ApiResult<UserListResponse> {
         let users = state.users.all().await?;
-        Ok(UserListResponse::Ok(Json(
-            users.iter().map(UserJson::from).collect(),
-        )))
+        Ok(UserListResponse::Ok(Json(users.iter().map(UserJson::from).collect())))
     }
 
     /// One user by id
     ///
     /// Unlike the original this needs a token, since it returns the email.
     #[oai(path = "/user/:id", method = "get", tag = "ApiTags::Users")]
-    async fn by_id(
-        &self,
-        state: Data<&Arc<AppState>>,
-        _auth: BearerAuth,
-        id: Path<String>,
-    ) -> ApiResult<UserResponse> {
+    async fn by_id(&self, state: Data<&Arc<AppState>>, _auth: BearerAuth, id: Path<String>) -> ApiResult<UserResponse> {
         let user = state.users.by_id(&id.0).await?;
         Ok(UserResponse::Ok(Json((&user).into())))
     }

@@ -24,40 +24,27 @@ impl SmtpMailer {
             "{}://{}:{}",
             parsed.scheme(),
             parsed.host_str().unwrap_or("?"),
-            parsed
-                .port()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "default".into())
+            parsed.port().map(|p| p.to_string()).unwrap_or_else(|| "default".into())
         );
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .context("smtp_url is not a valid SMTP URL")?
             .timeout(Some(Duration::from_secs(20)))
             .build();
-        Ok(Self {
-            transport,
-            from,
-            endpoint,
-        })
+        Ok(Self { transport, from, endpoint })
     }
 }
 
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, job: &MailJob) -> BackendResult<()> {
-        let to: Mailbox = job
-            .to
-            .parse()
-            .with_context(|| format!("recipient {:?} is not a mailbox", job.to))?;
+        let to: Mailbox = job.to.parse().with_context(|| format!("recipient {:?} is not a mailbox", job.to))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(job.subject.clone())
             .body(job.body.clone())
             .context("building mail")?;
-        self.transport
-            .send(message)
-            .await
-            .with_context(|| format!("SMTP delivery via {}", self.endpoint))?;
+        self.transport.send(message).await.with_context(|| format!("SMTP delivery via {}", self.endpoint))?;
         Ok(())
     }
 

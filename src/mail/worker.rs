@@ -18,20 +18,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            first_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(300),
-        }
+        Self { max_attempts: 5, first_delay: Duration::from_secs(2), max_delay: Duration::from_secs(300) }
     }
 }
 
 impl RetryPolicy {
     /// Delay before attempt `attempts + 1`: first_delay · 2^attempts, capped.
     pub fn delay_after(&self, attempts: u32) -> Duration {
-        self.first_delay
-            .saturating_mul(1u32 << attempts.min(20))
-            .min(self.max_delay)
+        self.first_delay.saturating_mul(1u32 << attempts.min(20)).min(self.max_delay)
     }
 }
 
@@ -44,11 +38,7 @@ pub enum Outcome {
 }
 
 /// One step of the worker: receive a job, try it once, settle it.
-pub async fn process_one(
-    queue: &dyn MailQueue,
-    mailer: &dyn Mailer,
-    policy: &RetryPolicy,
-) -> anyhow::Result<Outcome> {
+pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &RetryPolicy) -> anyhow::Result<Outcome> {
     let delivery = queue.receive().await?;
     let attempts = delivery.attempts();
     match mailer.send(delivery.job()).await {
@@ -72,12 +62,7 @@ pub async fn process_one(
 
 /// Runs until `stop` fires. Queue errors (a broker gone away) are retried with backoff
 /// rather than ending the worker.
-pub async fn run(
-    queue: Arc<dyn MailQueue>,
-    mailer: Arc<dyn Mailer>,
-    policy: RetryPolicy,
-    stop: CancellationToken,
-) {
+pub async fn run(queue: Arc<dyn MailQueue>, mailer: Arc<dyn Mailer>, policy: RetryPolicy, stop: CancellationToken) {
     let mut queue_backoff = Duration::from_millis(200);
     loop {
         let step = tokio::select! {

@@ -36,11 +36,7 @@ impl MemoryQueue {
     pub fn new(capacity: usize) -> Self {
         let (sender, receiver) = mpsc::channel(capacity);
         Self {
-            shared: Arc::new(Shared {
-                sender,
-                depth: AtomicU64::new(0),
-                dead: Mutex::default(),
-            }),
+            shared: Arc::new(Shared { sender, depth: AtomicU64::new(0), dead: Mutex::default() }),
             receiver: tokio::sync::Mutex::new(receiver),
         }
     }
@@ -74,18 +70,9 @@ impl MailQueue for MemoryQueue {
     }
 
     async fn receive(&self) -> BackendResult<Box<dyn Delivery>> {
-        let queued = self
-            .receiver
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| anyhow!("mail queue is closed"))?;
+        let queued = self.receiver.lock().await.recv().await.ok_or_else(|| anyhow!("mail queue is closed"))?;
         self.shared.depth.fetch_sub(1, Ordering::Relaxed);
-        Ok(Box::new(MemoryDelivery {
-            queued: Some(queued),
-            shared: self.shared.clone(),
-        }))
+        Ok(Box::new(MemoryDelivery { queued: Some(queued), shared: self.shared.clone() }))
     }
 
     async fn depth(&self) -> BackendResult<u64> {
@@ -135,10 +122,7 @@ impl Delivery for MemoryDelivery {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             shared.depth.fetch_sub(1, Ordering::Relaxed);
-            let retried = Queued {
-                job: job.clone(),
-                attempts: attempts + 1,
-            };
+            let retried = Queued { job: job.clone(), attempts: attempts + 1 };
             if let Err(e) = shared.push(retried) {
                 tracing::error!(error = %e, "could not re-queue a mail for retry; dead-lettering it");
                 shared.bury(job);

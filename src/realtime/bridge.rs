@@ -44,10 +44,7 @@ pub struct SocketIoEndpoint {
 
 impl SocketIoEndpoint {
     pub fn new(svc: SocketIoService<NotFound>) -> Self {
-        Self {
-            polling: svc.clone().compat().boxed(),
-            streams: svc,
-        }
+        Self { polling: svc.clone().compat().boxed(), streams: svc }
     }
 
     fn upgrade(&self, req: Request) -> poem::Result<Response> {
@@ -59,32 +56,16 @@ impl SocketIoEndpoint {
             ));
         }
         let key = match req.headers().get("sec-websocket-key") {
-            Some(key)
-                if req
-                    .headers()
-                    .get("sec-websocket-version")
-                    .is_some_and(|v| v == "13") =>
-            {
-                key.clone()
-            }
-            _ => {
-                return Ok(json_response(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid WebSocket handshake",
-                ))
-            }
+            Some(key) if req.headers().get("sec-websocket-version").is_some_and(|v| v == "13") => key.clone(),
+            _ => return Ok(json_response(StatusCode::BAD_REQUEST, "Invalid WebSocket handshake")),
         };
         let on_upgrade = req.take_upgrade()?;
-        let mut head = http::Request::builder()
-            .method(req.method().clone())
-            .uri(req.uri().clone())
-            .version(req.version());
+        let mut head =
+            http::Request::builder().method(req.method().clone()).uri(req.uri().clone()).version(req.version());
         if let Some(headers) = head.headers_mut() {
             *headers = req.headers().clone();
         }
-        let head = head
-            .body(())
-            .map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
+        let head = head.body(()).map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
         let mut streams = self.streams.clone();
         tokio::spawn(async move {
             match on_upgrade.await {

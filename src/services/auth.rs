@@ -79,90 +79,55 @@ impl AuthService {
     ) -> Self {
         // A separate key for OTP hashes, so a leaked hash says nothing about the JWT key.
         let otp_key = hmac_bytes(jwt_secret, b"confab otp hashing key");
-        Self {
-            store,
-            ephemeral,
-            mail,
-            tokens: TokenKeys::new(jwt_secret),
-            otp_key,
-            policy,
-        }
+        Self { store, ephemeral, mail, tokens: TokenKeys::new(jwt_secret), otp_key, policy }
     }
 
     /// `POST /login`: mails a fresh code.
     pub async fn request_otp(&self, raw_email: &str, client: Option<IpAddr>) -> ServiceResult<()> {
         let email = Email::parse(raw_email)?;
         if let Some(ip) = client {
-            let count = self
-                .ephemeral
-                .increment(&ip_key(ip), self.policy.per_ip_window)
-                .await?;
+            let count = self.ephemeral.increment(&ip_key(ip), self.policy.per_ip_window).await?;
             if count > self.policy.per_ip_limit {
                 return Err(ServiceError::TooManyRequests(
                     "Too many OTP requests from your network. Please try again later".into(),
                 ));
             }
         }
-        if !self
-            .ephemeral
-            .set_if_absent(&resend_key(&email), "true", self.policy.resend_after)
-            .await?
-        {
+        if !self.ephemeral.set_if_absent(&resend_key(&email), "true", self.policy.resend_after).await? {
             return Err(ServiceError::TooManyRequests(
                 "Too many requests. Please wait before requesting new otp".into(),
             ));
         }
         let otp = format!("{:06}", rand::rng().random_range(100_000..=999_999));
-        self.ephemeral
-            .set(
-                &otp_key(&email),
-                &self.hash_otp(&email, &otp),
-                self.policy.ttl,
-            )
-            .await?;
+        self.ephemeral.set(&otp_key(&email), &self.hash_otp(&email, &otp), self.policy.ttl).await?;
         self.ephemeral.delete(&attempts_key(&email)).await?;
-        if let Err(error) = self.mail.enqueue(otp_mail(email.as_str(), &otp)).await {
+        if let Err(error) = self.mail.enqueue(otp_mail(email.as_str(), &otp, self.policy.ttl)).await {
             // Undo, so the user is neither locked out for a minute nor left with a code
             // nobody will ever send.
             let _ = self.ephemeral.delete(&otp_key(&email)).await;
             let _ = self.ephemeral.delete(&resend_key(&email)).await;
-            return Err(ServiceError::Unavailable(
-                error.context("queueing the OTP mail"),
-            ));
+            return Err(ServiceError::Unavailable(error.context("queueing the OTP mail")));
         }
         Ok(())
     }
 
     /// `POST /verify`: exchanges a code for the user (created on first login) and a token.
-    pub async fn verify_otp(
-        &self,
-        raw_email: &str,
-        raw_otp: &str,
-    ) -> ServiceResult<(User, String)> {
+    pub async fn verify_otp(&self, raw_email: &str, raw_otp: &str) -> ServiceResult<(User, String)> {
         if raw_email.trim().is_empty() || raw_otp.trim().is_empty() {
             return Err(ServiceError::BadRequest("Email and OTP Required".into()));
         }
         let email = Email::parse(raw_email)?;
         let otp = raw_otp.trim();
         // Count before comparing, so parallel guesses cannot overtake the limit.
-        let attempts = self
-            .ephemeral
-            .increment(&attempts_key(&email), self.policy.ttl)
-            .await?;
+        let attempts = self.ephemeral.increment(&attempts_key(&email), self.policy.ttl).await?;
         if attempts > self.policy.max_attempts {
             self.ephemeral.delete(&otp_key(&email)).await?;
-            return Err(ServiceError::TooManyRequests(
-                "Too many wrong attempts. Please request a new OTP".into(),
-            ));
+            return Err(ServiceError::TooManyRequests("Too many wrong attempts. Please request a new OTP".into()));
         }
         let Some(stored) = self.ephemeral.get(&otp_key(&email)).await? else {
             return Err(ServiceError::BadRequest(INVALID_OTP.into()));
         };
-        let matches: bool = self
-            .hash_otp(&email, otp)
-            .as_bytes()
-            .ct_eq(stored.as_bytes())
-            .into();
+        let matches: bool = self.hash_otp(&email, otp).as_bytes().ct_eq(stored.as_bytes()).into();
         if !matches {
             if attempts == self.policy.max_attempts {
                 self.ephemeral.delete(&otp_key(&email)).await?;
@@ -174,10 +139,7 @@ impl AuthService {
             return Err(ServiceError::BadRequest(INVALID_OTP.into()));
         }
         self.ephemeral.delete(&attempts_key(&email)).await?;
-        let user = self
-            .store
-            .find_or_create_user(&email, &default_name_for(&email))
-            .await?;
+        let user = self.store.find_or_create_user(&email, &default_name_for(&email)).await?;
         let token = self.issue_token(&user);
         Ok((user, token))
     }
@@ -193,13 +155,9 @@ impl AuthService {
             TokenError::Rejected => ServiceError::Unauthorized(UNAUTH_JWT.into()),
             TokenError::NoUser => ServiceError::Unauthorized(UNAUTH_NO_USER.into()),
         })?;
-        let id = ObjectId::parse(&claimed.id)
-            .map_err(|_| ServiceError::Unauthorized(UNAUTH_NO_USER.into()))?;
-        let user = self
-            .store
-            .user_by_id(&id)
-            .await?
-            .ok_or_else(|| ServiceError::Unauthorized(UNAUTH_NO_USER.into()))?;
+        let id = ObjectId::parse(&claimed.id).map_err(|_| ServiceError::Unauthorized(UNAUTH_NO_USER.into()))?;
+        let user =
+            self.store.user_by_id(&id).await?.ok_or_else(|| ServiceError::Unauthorized(UNAUTH_NO_USER.into()))?;
         if user.token_version != token_version {
             return Err(ServiceError::Unauthorized(UNAUTH_REVOKED.into()));
         }

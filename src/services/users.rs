@@ -23,10 +23,7 @@ impl UserService {
 
     pub async fn by_id(&self, raw_id: &str) -> ServiceResult<User> {
         let id = ObjectId::parse(raw_id)?;
-        self.store
-            .user_by_id(&id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound("User not found".into()))
+        self.store.user_by_id(&id).await?.ok_or_else(|| ServiceError::NotFound("User not found".into()))
     }
 
     /// Renames the caller and hands back a fresh token, as the original's client expects.

@@ -97,12 +97,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 fn select_user(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<User>> {
-    conn.query_row(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-        [id],
-        user_from_row,
-    )
-    .optional()
+    conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()
 }
 
 #[async_trait]
@@ -118,11 +113,7 @@ impl Store for SqliteStore {
                  ON CONFLICT(email) DO NOTHING",
                 params![ObjectId::new().to_hex(), name, email, now],
             )?;
-            conn.query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
-                [&email],
-                user_from_row,
-            )
+            conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), [&email], user_from_row)
         })
         .await
     }
@@ -134,9 +125,7 @@ impl Store for SqliteStore {
 
     async fn list_users(&self) -> BackendResult<Vec<User>> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id"
-            ))?;
+            let mut stmt = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id"))?;
             let users = stmt.query_map([], user_from_row)?.collect();
             users
         })
@@ -147,10 +136,7 @@ impl Store for SqliteStore {
         let id = id.to_hex();
         let name = name.to_string();
         self.with_conn(move |conn| {
-            conn.execute(
-                "UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, name, now_ms()],
-            )?;
+            conn.execute("UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1", params![id, name, now_ms()])?;
             select_user(conn, &id)
         })
         .await
@@ -169,7 +155,6 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        self.with_conn(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
-            .await
+        self.with_conn(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine or this one:
+#   1. installs what the tests talk to when it is missing (an SMTP server for the tests
+#      to read mail back from, Redis, RabbitMQ) and starts Redis and RabbitMQ if they are
+#      not answering;
+#   2. checks formatting and lints;
+#   3. runs every test (cargo nextest when installed, else cargo test).
+# Needs a Rust toolchain (https://rustup.rs) and root or sudo for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  local port=$1 what=$2 tries=${3:-120}
+  for _ in $(seq "$tries"); do port_open "$port" && return 0; sleep 0.5; done
+  echo "$what did not start listening on port $port" >&2
+  return 1
+}
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs first" >&2; exit 1; }
+
+missing=()
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! port_open 6379; then
+  say "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/confab-tests.log
+  wait_port 6379 Redis
+fi
+if ! port_open 5672; then
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+  wait_port 5672 RabbitMQ 240
+fi
+
+say "cargo fmt --check"
+cargo fmt --check
+say "cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+say "tests"
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --no-fail-fast
+else
+  cargo test --no-fail-fast
+fi
+say "all tests passed"

@@ -1,0 +1,182 @@
+//! The real `confab` binary as a new user runs it: embedded defaults, OTP mail printed to
+//! the log, config errors on one line, secrets masked, clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_confab");
+
+/// A confab command with a clean environment, so the caller's CONFAB_* or PORT settings
+/// cannot leak in.
+fn confab(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(dir);
+    cmd
+}
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(dir: &std::path::Path, envs: &[(&str, &str)]) -> Self {
+        let mut child =
+            confab(dir).envs(envs.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a line containing `needle`, returning it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line containing {needle:?}; output so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "confab did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn port_from(line: &str) -> u16 {
+    let after = line.split("listening on 127.0.0.1:").nth(1).expect("listen line");
+    after.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    })
+}
+
+#[test]
+fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Running::start(dir.path(), &[("CONFAB_ADDR", "127.0.0.1:0")]);
+    let token_banner = app.wait_for("admin token (shown once");
+    assert!(token_banner.contains("./data"));
+    app.wait_for("PRINTED TO THIS LOG");
+    let port = port_from(&app.wait_for("listening on 127.0.0.1:"));
+    app.wait_for("confab ready");
+    assert!(dir.path().join("data/confab.db").exists(), "SQLite store in ./data");
+
+    let (status, body) = post(port, "/api/v1/login", r#"{"email":"newcomer@example.com"}"#);
+    assert_eq!((status, body["message"].as_str()), (200, Some("OTP sent to your mail")));
+    let mail = app.wait_for("Your OTP is ");
+    let otp: String = mail.split("Your OTP is ").nth(1).unwrap().chars().take(6).collect();
+    let (status, body) = post(port, "/api/v1/verify", &format!(r#"{{"email":"newcomer@example.com","otp":"{otp}"}}"#));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["name"], "newcomer");
+    assert!(app.seen.iter().all(|l| !l.contains('\u{1b}')), "no colour codes when not on a terminal");
+
+    let status = app.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+
+    // A restart keeps secrets: no new admin token is printed, old tokens stay valid.
+    let mut again = Running::start(dir.path(), &[("CONFAB_ADDR", "127.0.0.1:0")]);
+    again.wait_for("confab ready");
+    assert!(again.seen.iter().all(|l| !l.contains("admin token (shown once")));
+    again.terminate();
+}
+
+#[test]
+fn invalid_config_fails_fast_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, named) in [
+        ("CONFAB_ADDR", "nonsense", "addr"),
+        ("CONFAB_SMTP_URL", "http://x", "smtp_url"),
+        ("CONFAB_OTP_MAX_ATTEMPTS", "lots", "otp_max_attempts"),
+    ] {
+        let out = confab(dir.path()).env(key, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{key}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with(&format!("confab: config error: {named}: ")), "{stderr}");
+    }
+    let out = confab(dir.path()).args(["--config", "missing.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(dir.path().join("confab.toml"), "adr = \":5000\"\n").unwrap();
+    let out = confab(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("adr"), "a typo in the file is named: {stderr}");
+}
+
+#[test]
+fn config_command_masks_secrets_and_honours_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("confab.toml"), "mail_from = \"File <file@example.com>\"\nlogin_ip_limit = 7\n")
+        .unwrap();
+    let out = confab(dir.path())
+        .arg("config")
+        .env("CONFAB_SMTP_URL", "smtps://me:hunter2@smtp.example.com:465")
+        .env("CONFAB_JWT_SECRET", "a-very-secret-signing-key-123456")
+        .env("PORT", "5002")
+        .env("CONFAB_LOGIN_IP_LIMIT", "9")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(!shown.contains("hunter2") && !shown.contains("a-very-secret"), "{shown}");
+    assert!(shown.contains("addr = \"0.0.0.0:5002\""), "PORT alias: {shown}");
+    assert!(shown.contains("mail_from = \"File <file@example.com>\""), "file layer: {shown}");
+    assert!(shown.contains("login_ip_limit = 9"), "CONFAB_* beats the file: {shown}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "config", "openapi", "--config"] {
+        assert!(help.contains(word), "{word} in --help:\n{help}");
+    }
+}

@@ -1,0 +1,99 @@
+//! Shared test helpers: the app on port 0 with its own data_dir, and a real SMTP server
+//! (aiosmtpd) whose received mails the tests read back.
+#![allow(dead_code)]
+
+pub mod smtp;
+
+use std::sync::Arc;
+
+use confab::app::{AppState, Application};
+use confab::config::Config;
+use confab::domain::{default_name_for, Email, User};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub const TEST_JWT_SECRET: &str = "test-secret-for-confab-integration-tests";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub data_dir: tempfile::TempDir,
+}
+
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    Config {
+        addr: "127.0.0.1:0".into(),
+        data_dir: data_dir.to_path_buf(),
+        jwt_secret: Some(TEST_JWT_SECRET.into()),
+        admin_token: Some("test-admin-token-0123456789".into()),
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(data_dir.path());
+        tweak(&mut config);
+        let app = Application::build(config.validate().expect("valid test config")).await.expect("app builds");
+        let base = format!("http://{}", app.addrs()[0]);
+        let state = app.state();
+        tokio::spawn(app.run(std::future::pending()));
+        Self { base, client: reqwest::Client::new(), state, data_dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    /// A user and a token issued by the app's own auth service, for tests that are not
+    /// about the login flow itself.
+    pub async fn user_with_token(&self, email: &str) -> (User, String) {
+        let email = Email::parse(email).unwrap();
+        let user = self.state.store.find_or_create_user(&email, &default_name_for(&email)).await.unwrap();
+        let token = self.state.auth.issue_token(&user);
+        (user, token)
+    }
+}
+
+/// Status and JSON body; a non-JSON body fails the test, since every answer must be JSON.
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.expect("body read");
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body with {status}: {text:?}"));
+    (status, json)
+}
+
+/// Asserts a `{"message": …}` error with this status and returns the message.
+pub fn expect_error(got: (StatusCode, Value), status: u16) -> String {
+    assert_eq!(got.0.as_u16(), status, "unexpected status; body {}", got.1);
+    let obj = got.1.as_object().expect("error body is an object");
+    assert_eq!(obj.len(), 1, "error body has only `message`: {}", got.1);
+    obj["message"].as_str().expect("message is a string").to_string()
+}
+
+/// A unique address so tests can share mail sinks and stores.
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", confab::domain::ObjectId::new())
+}

@@ -1,0 +1,103 @@
+//! The Ephemeral contract: the same cases run against every adapter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab::ephemeral::memory::MemoryEphemeral;
+use confab::ports::Ephemeral;
+
+mod suite {
+    use super::*;
+
+    pub async fn set_get_delete(e: Arc<dyn Ephemeral>, p: &str) {
+        let k = format!("{p}:a");
+        assert_eq!(e.get(&k).await.unwrap(), None);
+        e.set(&k, "1", Duration::from_secs(60)).await.unwrap();
+        e.set(&k, "2", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(e.get(&k).await.unwrap().as_deref(), Some("2"));
+        assert!(e.delete(&k).await.unwrap());
+        assert!(!e.delete(&k).await.unwrap(), "second delete finds nothing");
+        assert_eq!(e.get(&k).await.unwrap(), None);
+        e.ping().await.unwrap();
+    }
+
+    pub async fn values_expire(e: Arc<dyn Ephemeral>, p: &str) {
+        let k = format!("{p}:ttl");
+        e.set(&k, "x", Duration::from_millis(1100)).await.unwrap();
+        assert!(e.get(&k).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(e.get(&k).await.unwrap(), None);
+        assert!(!e.delete(&k).await.unwrap());
+    }
+
+    pub async fn set_if_absent_has_one_winner(e: Arc<dyn Ephemeral>, p: &str) {
+        let k = format!("{p}:nx");
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (e, k) = (e.clone(), k.clone());
+                tokio::spawn(async move { e.set_if_absent(&k, &i.to_string(), Duration::from_secs(60)).await.unwrap() })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += t.await.unwrap() as usize;
+        }
+        assert_eq!(winners, 1);
+    }
+
+    pub async fn set_if_absent_after_expiry(e: Arc<dyn Ephemeral>, p: &str) {
+        let k = format!("{p}:nx-exp");
+        assert!(e.set_if_absent(&k, "a", Duration::from_millis(1000)).await.unwrap());
+        assert!(!e.set_if_absent(&k, "b", Duration::from_millis(1000)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(e.set_if_absent(&k, "c", Duration::from_secs(5)).await.unwrap());
+        assert_eq!(e.get(&k).await.unwrap().as_deref(), Some("c"));
+    }
+
+    pub async fn increment_counts_atomically_in_a_fixed_window(e: Arc<dyn Ephemeral>, p: &str) {
+        let k = format!("{p}:ctr");
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (e, k) = (e.clone(), k.clone());
+                tokio::spawn(async move { e.increment(&k, Duration::from_millis(1500)).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=50).collect::<Vec<u64>>(), "every increment sees a distinct count");
+        // Later increments do not extend the window.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(e.increment(&k, Duration::from_millis(1500)).await.unwrap(), 51);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(e.increment(&k, Duration::from_secs(5)).await.unwrap(), 1, "a new window starts at 1");
+    }
+}
+
+macro_rules! ephemeral_contract {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            ephemeral_contract!(@case $make, set_get_delete, values_expire, set_if_absent_has_one_winner,
+                set_if_absent_after_expiry, increment_counts_atomically_in_a_fixed_window);
+        }
+    };
+    (@case $make:expr, $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let e: Arc<dyn Ephemeral> = $make().await;
+                let prefix = format!("test:{}", confab::domain::ObjectId::new());
+                suite::$case(e, &prefix).await;
+            }
+        )*
+    };
+}
+
+async fn memory() -> Arc<dyn Ephemeral> {
+    Arc::new(MemoryEphemeral::new())
+}
+
+ephemeral_contract!(memory_ephemeral, memory);

@@ -1,0 +1,43 @@
+//! The Socket.IO endpoint inside poem speaks Engine.IO v4 over long-polling and over a
+//! real WebSocket upgrade (the transport a naive poem mount breaks).
+
+mod common;
+
+use common::TestApp;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn polling_handshake_opens_a_session() {
+    let app = TestApp::spawn().await;
+    let resp = app.client.get(app.url("/socket.io/?EIO=4&transport=polling")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.starts_with("0{"), "{text}");
+    let open: serde_json::Value = serde_json::from_str(&text[1..]).unwrap();
+    assert!(open["sid"].as_str().is_some());
+    assert_eq!(open["upgrades"], serde_json::json!(["websocket"]));
+}
+
+#[tokio::test]
+async fn websocket_transport_exchanges_frames() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replace("http://", "ws://"));
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
+    assert_eq!(resp.status(), 101);
+    let open = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    match open {
+        Message::Text(t) => assert!(t.starts_with("0{"), "{t}"),
+        other => panic!("expected the Engine.IO open packet, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_upgrades_get_400_not_101() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/socket.io/?EIO=3&transport=websocket", app.base.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 400),
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
