@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or this one:
 #   1. installs what the tests talk to when it is missing (an SMTP server for the tests
-#      to read mail back from, Redis, RabbitMQ) and starts Redis and RabbitMQ if they are
-#      not answering;
+#      to read mail back from, Redis, RabbitMQ, Node.js for the official Socket.IO
+#      client) and starts Redis and RabbitMQ if they are not answering;
 #   2. checks formatting and lints;
 #   3. runs every test (cargo nextest when installed, else cargo test).
 # Needs a Rust toolchain (https://rustup.rs) and root or sudo for apt-get.
@@ -25,6 +25,8 @@ missing=()
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -43,6 +45,9 @@ if ! port_open 5672; then
   as_root rabbitmq-server -detached
   wait_port 5672 RabbitMQ 240
 fi
+
+say "test clients (npm ci)"
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 say "cargo fmt --check"
 cargo fmt --check

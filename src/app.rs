@@ -20,8 +20,11 @@ use crate::mail::smtp::SmtpMailer;
 use crate::mail::worker::{self, RetryPolicy};
 use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
 use crate::queue::memory::MemoryQueue;
+use crate::realtime::presence::Presence;
+use crate::realtime::SocketNotifier;
 use crate::secrets::{self, AdminCredential};
 use crate::services::auth::{AuthService, OtpPolicy};
+use crate::services::chats::ChatService;
 use crate::services::users::UserService;
 use crate::store::sqlite::SqliteStore;
 
@@ -30,6 +33,8 @@ pub struct AppState {
     pub settings: Settings,
     pub auth: Arc<AuthService>,
     pub users: UserService,
+    pub chats: ChatService,
+    pub presence: Arc<Presence>,
     pub store: Arc<dyn Store>,
     pub ephemeral: Arc<dyn Ephemeral>,
     pub mail_queue: Arc<dyn MailQueue>,
@@ -171,8 +176,22 @@ impl Application {
         }
         let acceptor = acceptor.context("no listen address")?;
         let (socketio, io) = crate::realtime::build();
-        let state =
-            Arc::new(AppState { settings, auth, users, store, ephemeral, mail_queue, mailer, admin, descriptions });
+        let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io.clone())));
+        let presence = Arc::new(Presence::default());
+        let state = Arc::new(AppState {
+            settings,
+            auth,
+            users,
+            chats,
+            presence: presence.clone(),
+            store,
+            ephemeral,
+            mail_queue,
+            mailer,
+            admin,
+            descriptions,
+        });
+        crate::realtime::register(&io, state.clone(), presence);
         Ok(Self { acceptor, addrs, state, io, socketio })
     }
 

@@ -12,3 +12,4 @@ pub mod realtime;
 pub mod secrets;
 pub mod services;
 pub mod store;
+pub mod wire;

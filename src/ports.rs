@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Email, ObjectId, User};
+use crate::domain::{Chat, Email, LatestMessage, Message, ObjectId, User};
 
 /// Backend failures are infrastructure trouble (disk, network, broker), never the
 /// client's fault: they become 503s and log lines, not client-facing detail.
@@ -23,7 +23,40 @@ pub trait Store: Send + Sync + 'static {
     async fn rename_user(&self, id: &ObjectId, name: &str) -> BackendResult<Option<User>>;
     /// Invalidates every token issued so far for this user.
     async fn bump_token_version(&self, id: &ObjectId) -> BackendResult<Option<User>>;
+
+    /// Finds the chat between the two users (in either order) or creates it with
+    /// `creator` first. Atomic: racing calls end with one chat. `true` when created.
+    async fn open_chat(&self, creator: &ObjectId, other: &ObjectId) -> BackendResult<(Chat, bool)>;
+    async fn chat_by_id(&self, id: &ObjectId) -> BackendResult<Option<Chat>>;
+    /// The user's chats, most recently active first, each with the other member and the
+    /// number of messages the user has not seen — in a fixed number of queries.
+    async fn chats_for_user(&self, user: &ObjectId) -> BackendResult<Vec<ChatSummary>>;
+    /// Stores the message and makes it the chat's latest (bumping `updated_at`), atomically.
+    async fn add_message(&self, message: &Message, latest: &LatestMessage) -> BackendResult<()>;
+    /// Messages of a chat, oldest first: all of them, or the `limit` newest before a message.
+    async fn messages(&self, chat: &ObjectId, page: &HistoryPage) -> BackendResult<Vec<Message>>;
+    /// Marks every unseen message not sent by `reader` as seen at `at`; returns their ids.
+    async fn mark_seen(&self, chat: &ObjectId, reader: &ObjectId, at: i64) -> BackendResult<Vec<ObjectId>>;
+
     async fn ping(&self) -> BackendResult<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSummary {
+    pub chat: Chat,
+    /// `None` when the other member no longer exists.
+    pub other: Option<User>,
+    pub unseen: u64,
+}
+
+/// Which slice of a chat's history to read. The default is the whole history, as the
+/// original returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// Only messages older than this one (by creation time, then id).
+    pub before: Option<ObjectId>,
+    /// At most this many, the newest of the selection.
+    pub limit: Option<u32>,
 }
 
 /// Short-lived shared state with expiry: OTP codes, attempt counters, rate limits.
@@ -86,4 +119,15 @@ pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, job: &MailJob) -> BackendResult<()>;
     /// A short description for logs and `/readyz`, without secrets.
     fn describe(&self) -> String;
+}
+
+/// Pushes events to connected clients; implemented by the real-time (Socket.IO) layer.
+#[async_trait]
+pub trait Notifier: Send + Sync + 'static {
+    /// Whether any connection of `user` has `chat` open right now.
+    async fn is_viewing(&self, user: &ObjectId, chat: &ObjectId) -> bool;
+    /// A new message, for everyone in the chat (each connection once).
+    async fn message_created(&self, message: &Message, members: [ObjectId; 2]);
+    /// `seen_by` has seen `ids` in `chat`; tells `notify`.
+    async fn messages_seen(&self, notify: &ObjectId, chat: &ObjectId, seen_by: &ObjectId, ids: &[ObjectId]);
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use confab::domain::{Email, ObjectId};
-use confab::ports::Store;
+use confab::domain::{now_ms, Email, LatestMessage, Message, MessageKind, ObjectId, User};
+use confab::ports::{HistoryPage, Store};
 use confab::store::sqlite::SqliteStore;
 
 /// Keeps whatever backs a store (a temp dir, a database) alive for the test.
@@ -73,6 +73,121 @@ mod suite {
         assert_eq!(listed, expected);
         store.ping().await.unwrap();
     }
+
+    async fn two_users(store: &Arc<dyn Store>, tag: &str) -> (User, User) {
+        let a = store.find_or_create_user(&email(&format!("{tag}-a@example.com")), "a").await.unwrap();
+        let b = store.find_or_create_user(&email(&format!("{tag}-b@example.com")), "b").await.unwrap();
+        (a, b)
+    }
+
+    fn message(chat: ObjectId, sender: ObjectId, text: &str, at: i64) -> Message {
+        Message {
+            id: ObjectId::new(),
+            chat_id: chat,
+            sender,
+            text: text.into(),
+            image: None,
+            kind: MessageKind::Text,
+            seen: false,
+            seen_at: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    async fn post(store: &Arc<dyn Store>, chat: ObjectId, sender: ObjectId, text: &str, at: i64) -> Message {
+        let m = message(chat, sender, text, at);
+        store.add_message(&m, &LatestMessage { text: text.into(), sender }).await.unwrap();
+        m
+    }
+
+    pub async fn one_chat_per_pair_whoever_opens_it(store: Arc<dyn Store>) {
+        let (a, b) = two_users(&store, "pair").await;
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let store = store.clone();
+                let (x, y) = if i % 2 == 0 { (a.id, b.id) } else { (b.id, a.id) };
+                tokio::spawn(async move { store.open_chat(&x, &y).await.unwrap() })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1, "exactly one creation");
+        assert!(results.windows(2).all(|w| w[0].0.id == w[1].0.id));
+        let chat = store.chat_by_id(&results[0].0.id).await.unwrap().unwrap();
+        assert!(chat.has_member(&a.id) && chat.has_member(&b.id));
+        assert_eq!(chat.latest_message, None);
+        assert!(store.chat_by_id(&ObjectId::new()).await.unwrap().is_none());
+    }
+
+    pub async fn messages_update_the_chat_and_read_back_in_order(store: Arc<dyn Store>) {
+        let (a, b) = two_users(&store, "msgs").await;
+        let (chat, _) = store.open_chat(&a.id, &b.id).await.unwrap();
+        let base = now_ms();
+        let m1 = post(&store, chat.id, a.id, "one", base + 1).await;
+        let m2 = post(&store, chat.id, b.id, "two", base + 2).await;
+        let m3 = post(&store, chat.id, a.id, "three", base + 2).await;
+        let updated = store.chat_by_id(&chat.id).await.unwrap().unwrap();
+        assert_eq!(updated.latest_message, Some(LatestMessage { text: "three".into(), sender: a.id }));
+        assert_eq!(updated.updated_at, base + 2);
+        let all = store.messages(&chat.id, &HistoryPage::default()).await.unwrap();
+        assert_eq!(all, vec![m1.clone(), m2.clone(), m3.clone()]);
+        let newest = store.messages(&chat.id, &HistoryPage { before: None, limit: Some(2) }).await.unwrap();
+        assert_eq!(newest, vec![m2.clone(), m3.clone()]);
+        let before = store.messages(&chat.id, &HistoryPage { before: Some(m3.id), limit: Some(1) }).await.unwrap();
+        assert_eq!(before, vec![m2.clone()]);
+        let from_elsewhere =
+            store.messages(&chat.id, &HistoryPage { before: Some(ObjectId::new()), limit: None }).await.unwrap();
+        assert!(from_elsewhere.is_empty(), "a `before` outside the chat selects nothing");
+    }
+
+    pub async fn mark_seen_marks_only_the_other_sides_unseen_messages(store: Arc<dyn Store>) {
+        let (a, b) = two_users(&store, "seen").await;
+        let (chat, _) = store.open_chat(&a.id, &b.id).await.unwrap();
+        let base = now_ms();
+        let from_a1 = post(&store, chat.id, a.id, "a1", base).await;
+        let from_b = post(&store, chat.id, b.id, "b1", base + 1).await;
+        let from_a2 = post(&store, chat.id, a.id, "a2", base + 2).await;
+        let mut marked = store.mark_seen(&chat.id, &b.id, base + 10).await.unwrap();
+        marked.sort();
+        let mut expected = vec![from_a1.id, from_a2.id];
+        expected.sort();
+        assert_eq!(marked, expected);
+        assert!(store.mark_seen(&chat.id, &b.id, base + 20).await.unwrap().is_empty(), "nothing twice");
+        let all = store.messages(&chat.id, &HistoryPage::default()).await.unwrap();
+        for m in &all {
+            if m.id == from_b.id {
+                assert!(!m.seen && m.seen_at.is_none());
+            } else {
+                assert!(m.seen);
+                assert_eq!(m.seen_at, Some(base + 10));
+            }
+        }
+    }
+
+    pub async fn chat_list_has_peers_unseen_counts_and_activity_order(store: Arc<dyn Store>) {
+        let (a, b) = two_users(&store, "list").await;
+        let c = store.find_or_create_user(&email("list-c@example.com"), "c").await.unwrap();
+        let (ab, _) = store.open_chat(&a.id, &b.id).await.unwrap();
+        let (ca, _) = store.open_chat(&c.id, &a.id).await.unwrap();
+        let base = now_ms() + 1000;
+        post(&store, ab.id, b.id, "hi", base).await;
+        post(&store, ab.id, b.id, "there", base + 1).await;
+        post(&store, ca.id, a.id, "mine", base + 2).await;
+        let list = store.chats_for_user(&a.id).await.unwrap();
+        let ids: Vec<_> = list.iter().map(|s| s.chat.id).collect();
+        assert_eq!(ids, vec![ca.id, ab.id], "most recent activity first");
+        assert_eq!(list[0].other.as_ref().map(|u| u.id), Some(c.id));
+        assert_eq!(list[0].unseen, 0, "own messages are never unseen");
+        assert_eq!(list[1].other.as_ref().map(|u| u.id), Some(b.id));
+        assert_eq!(list[1].unseen, 2);
+        let for_b = store.chats_for_user(&b.id).await.unwrap();
+        assert_eq!(for_b.len(), 1);
+        assert_eq!(for_b[0].unseen, 0);
+        assert!(store.chats_for_user(&ObjectId::new()).await.unwrap().is_empty());
+    }
 }
 
 macro_rules! store_contract {
@@ -80,7 +195,10 @@ macro_rules! store_contract {
         mod $backend {
             use super::*;
             store_contract!(@case $make, find_or_create_is_idempotent_and_atomic, users_round_trip,
-                rename_updates_name_and_timestamp, token_version_bumps, list_is_in_creation_order);
+                rename_updates_name_and_timestamp, token_version_bumps, list_is_in_creation_order,
+                one_chat_per_pair_whoever_opens_it, messages_update_the_chat_and_read_back_in_order,
+                mark_seen_marks_only_the_other_sides_unseen_messages,
+                chat_list_has_peers_unseen_counts_and_activity_order);
         }
     };
     (@case $make:expr, $($case:ident),*) => {

@@ -1,10 +1,12 @@
 //! Types that parse input once so the rest of the code never re-validates it.
 
+mod chat;
 mod email;
 mod id;
 mod time;
 mod user;
 
+pub use chat::{latest_text_for, Chat, Image, LatestMessage, Message, MessageKind, MessageText, MAX_TEXT_CHARS};
 pub use email::Email;
 pub use id::ObjectId;
 pub use time::{iso8601, now_ms};

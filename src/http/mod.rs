@@ -2,6 +2,7 @@
 //! the Socket.IO endpoint, with CORS, body limits and JSON errors around all of it.
 
 pub mod auth;
+pub mod chats;
 pub mod error;
 pub mod health;
 pub mod limits;
@@ -17,11 +18,11 @@ use crate::app::AppState;
 use crate::config::CorsOrigins;
 use crate::realtime::SocketIoEndpoint;
 
-pub type Apis = (health::HealthApi, users::UsersApi);
+pub type Apis = (health::HealthApi, users::UsersApi, chats::ChatsApi);
 
 /// The OpenAPI service; also used to generate and check `openapi/openapi.json`.
 pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((health::HealthApi, users::UsersApi), "confab", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((health::HealthApi, users::UsersApi, chats::ChatsApi), "confab", env!("CARGO_PKG_VERSION"))
         .description(
             "Self-hostable chat backend. Log in with `POST /api/v1/login` and `POST /api/v1/verify`, \
              then send the token as `Authorization: Bearer <token>`. Every error is `{\"message\": …}`.",

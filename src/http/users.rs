@@ -13,7 +13,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use super::auth::BearerAuth;
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::domain::{iso8601, User};
+use crate::wire::UserJson;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -21,51 +21,6 @@ enum ApiTags {
     Auth,
     /// Profiles.
     Users,
-}
-
-/// A user as the original serialises it (mongoose keys).
-#[derive(Debug, Clone, Object)]
-#[oai(example)]
-pub struct UserJson {
-    /// 24-hex id.
-    #[oai(rename = "_id")]
-    pub id: String,
-    pub name: String,
-    pub email: String,
-    /// ISO-8601 UTC with milliseconds.
-    #[oai(rename = "createdAt")]
-    pub created_at: String,
-    #[oai(rename = "updatedAt")]
-    pub updated_at: String,
-    /// Always 0; kept for the original's clients.
-    #[oai(rename = "__v")]
-    pub version: i64,
-}
-
-impl Example for UserJson {
-    fn example() -> Self {
-        Self {
-            id: "66ab1c2d3e4f5a6b7c8d9e0f".into(),
-            name: "alice@ex".into(),
-            email: "alice@example.com".into(),
-            created_at: "2025-08-01T10:20:30.123Z".into(),
-            updated_at: "2025-08-01T10:20:30.123Z".into(),
-            version: 0,
-        }
-    }
-}
-
-impl From<&User> for UserJson {
-    fn from(u: &User) -> Self {
-        Self {
-            id: u.id.to_hex(),
-            name: u.name.clone(),
-            email: u.email.as_str().to_string(),
-            created_at: iso8601(u.created_at),
-            updated_at: iso8601(u.updated_at),
-            version: 0,
-        }
-    }
 }
 
 #[derive(Debug, Object)]

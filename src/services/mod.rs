@@ -2,6 +2,7 @@
 //! nothing of HTTP, Socket.IO or which database is behind a port.
 
 pub mod auth;
+pub mod chats;
 pub mod tokens;
 pub mod users;
 

@@ -1,0 +1,230 @@
+//! The original chat service's endpoints, under `/api/v1`.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::multipart::Upload;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiRequest, ApiResponse, Multipart, Object, OpenApi, Tags};
+
+use super::auth::BearerAuth;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::domain::ObjectId;
+use crate::ports::HistoryPage;
+use crate::services::chats::Draft;
+use crate::services::ServiceError;
+use crate::wire::{ChatJson, MessageJson, PeerJson};
+
+#[derive(Tags)]
+enum ApiTags {
+    /// One-to-one conversations.
+    Chats,
+    /// Messages in a chat.
+    Messages,
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+struct NewChatRequest {
+    /// The user to chat with.
+    #[oai(rename = "otherUserId")]
+    other_user_id: Option<String>,
+    /// Sent by the original web client; ignored (the caller comes from the token).
+    #[oai(rename = "userId")]
+    user_id: Option<String>,
+}
+
+impl Example for NewChatRequest {
+    fn example() -> Self {
+        Self { other_user_id: Some("66ab1c2d3e4f5a6b7c8d9e0f".into()), user_id: None }
+    }
+}
+
+#[derive(Debug, Object)]
+struct NewChatBody {
+    /// `New Chat created` or `Chat already exists`.
+    message: String,
+    #[oai(rename = "chatId")]
+    chat_id: String,
+}
+
+#[derive(ApiResponse)]
+enum NewChatResponse {
+    /// The chat already existed.
+    #[oai(status = 200)]
+    Existing(Json<NewChatBody>),
+    /// A new chat was created.
+    #[oai(status = 201)]
+    Created(Json<NewChatBody>),
+}
+
+#[derive(Debug, Object)]
+struct ChatListItem {
+    /// The other member.
+    user: PeerJson,
+    chat: ChatJson,
+}
+
+#[derive(Debug, Object)]
+struct ChatList {
+    /// Most recently active first.
+    chats: Vec<ChatListItem>,
+}
+
+#[derive(ApiResponse)]
+enum ChatListResponse {
+    #[oai(status = 200)]
+    Ok(Json<ChatList>),
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+struct SendMessageJson {
+    #[oai(rename = "chatId")]
+    chat_id: Option<String>,
+    /// Up to 4000 characters.
+    text: Option<String>,
+}
+
+impl Example for SendMessageJson {
+    fn example() -> Self {
+        Self { chat_id: Some("66ab1c2d3e4f5a6b7c8d9e10".into()), text: Some("hello".into()) }
+    }
+}
+
+#[derive(Debug, Multipart)]
+struct SendMessageForm {
+    #[oai(rename = "chatId")]
+    chat_id: Option<String>,
+    /// Up to 4000 characters; a caption when an image is sent.
+    text: Option<String>,
+    /// JPEG, PNG, GIF or WebP.
+    image: Option<Upload>,
+}
+
+#[derive(ApiRequest)]
+enum SendMessageBody {
+    Json(Json<SendMessageJson>),
+    Multipart(SendMessageForm),
+}
+
+#[derive(Debug, Object)]
+struct SentMessage {
+    message: MessageJson,
+    /// The sender's id (the caller).
+    sender: String,
+}
+
+#[derive(ApiResponse)]
+enum SendMessageResponse {
+    #[oai(status = 201)]
+    Created(Json<SentMessage>),
+}
+
+#[derive(Debug, Object)]
+struct History {
+    /// Oldest first.
+    messages: Vec<MessageJson>,
+    /// The other member.
+    user: PeerJson,
+}
+
+#[derive(ApiResponse)]
+enum HistoryResponse {
+    #[oai(status = 200)]
+    Ok(Json<History>),
+}
+
+pub struct ChatsApi;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl ChatsApi {
+    /// Open a chat with another user
+    ///
+    /// Returns the existing chat between the two users, or creates it (201).
+    #[oai(path = "/chat/new", method = "post", tag = "ApiTags::Chats")]
+    async fn new_chat(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: Json<NewChatRequest>,
+    ) -> ApiResult<NewChatResponse> {
+        let (chat, created) = state.chats.open(&auth.0, body.0.other_user_id.as_deref()).await?;
+        let chat_id = chat.id.to_hex();
+        Ok(if created {
+            NewChatResponse::Created(Json(NewChatBody { message: "New Chat created".into(), chat_id }))
+        } else {
+            NewChatResponse::Existing(Json(NewChatBody { message: "Chat already exists".into(), chat_id }))
+        })
+    }
+
+    /// The caller's chats
+    ///
+    /// Each with the other member and the number of messages the caller has not seen,
+    /// most recently active first.
+    #[oai(path = "/chat/all", method = "get", tag = "ApiTags::Chats")]
+    async fn all_chats(&self, state: Data<&Arc<AppState>>, auth: BearerAuth) -> ApiResult<ChatListResponse> {
+        let chats = state.chats.list(&auth.0).await?;
+        let chats = chats
+            .iter()
+            .map(|(summary, peer)| ChatListItem {
+                user: peer.into(),
+                chat: ChatJson::new(&summary.chat, summary.unseen),
+            })
+            .collect();
+        Ok(ChatListResponse::Ok(Json(ChatList { chats })))
+    }
+
+    /// Send a message
+    ///
+    /// JSON or `multipart/form-data` (`chatId`, `text`, optional file `image`). The message
+    /// is marked seen at once when the receiver has the chat open; both members' sockets
+    /// get `newMessage`.
+    #[oai(path = "/message", method = "post", tag = "ApiTags::Messages")]
+    async fn send(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        body: SendMessageBody,
+    ) -> ApiResult<SendMessageResponse> {
+        let me = &auth.0;
+        let (chat_id, text, image) = match body {
+            SendMessageBody::Json(Json(b)) => (b.chat_id, b.text, None),
+            SendMessageBody::Multipart(f) => (f.chat_id, f.text, f.image),
+        };
+        if image.is_some() {
+            state.chats.check_post(me, chat_id.as_deref(), text.as_deref(), true).await?;
+            return Err(ServiceError::BadRequest("Image messages are not supported by this server yet".into()).into());
+        }
+        let draft = Draft { chat_id: chat_id.as_deref(), text: text.as_deref(), image: None };
+        let message = state.chats.post(me, draft).await?;
+        Ok(SendMessageResponse::Created(Json(SentMessage { message: (&message).into(), sender: me.id.to_hex() })))
+    }
+
+    /// A chat's messages
+    ///
+    /// Marks the messages the caller had not seen as seen (the sender is told with
+    /// `messagesSeen`). Without parameters the whole history is returned, oldest first, as
+    /// the original does; `limit` (1–200) returns only the newest `limit` messages, and
+    /// `before` (a message id) those older than that message, for paging back.
+    #[oai(path = "/message/:chatId", method = "get", tag = "ApiTags::Messages")]
+    async fn history(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        #[oai(name = "chatId")] chat_id: Path<String>,
+        before: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<HistoryResponse> {
+        let before = before.0.as_deref().map(ObjectId::parse).transpose().map_err(ServiceError::from)?;
+        let limit = limit.0.or(before.map(|_| 50));
+        let (messages, peer) = state.chats.read(&auth.0, &chat_id.0, HistoryPage { before, limit }).await?;
+        let messages = messages.iter().map(MessageJson::from).collect();
+        Ok(HistoryResponse::Ok(Json(History { messages, user: (&peer).into() })))
+    }
+}
