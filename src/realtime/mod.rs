@@ -10,7 +10,7 @@ mod identity;
 pub mod presence;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -30,7 +30,8 @@ use crate::wire::MessageJson;
 #[derive(Debug, Clone, Copy)]
 pub struct SocketUser(pub ObjectId);
 
-pub const PRESENCE_WINDOW: Duration = Duration::from_millis(250);
+/// How long presence changes must pause before the online list is broadcast.
+pub const PRESENCE_QUIET: Duration = Duration::from_millis(100);
 
 /// Builds the Socket.IO server and its poem endpoint; handlers are attached by
 /// [`register`] once the application state exists.
@@ -175,20 +176,27 @@ async fn on_connect(socket: SocketRef, state: Arc<AppState>, presence: Arc<Prese
     });
 }
 
-/// Sends the online list after changes, at most once per window, to everyone.
+/// Bytes per second the online-list broadcasts may cost (recipients × list size). A
+/// small site never notices it; with thousands online it spaces broadcasts out so they
+/// cannot starve connects and messages.
+pub const PRESENCE_BUDGET_BYTES_PER_SEC: f64 = 200e6;
+
+/// Sends the online list to everyone once changes settle, within the byte budget. The
+/// list is serialised once per broadcast, not per recipient.
 async fn broadcast_presence(io: SocketIo, presence: Arc<Presence>) {
-    let mut window = PRESENCE_WINDOW;
+    let mut next_allowed = tokio::time::Instant::now();
     loop {
-        presence.wait_for_change().await;
-        tokio::time::sleep(window).await;
-        let started = Instant::now();
+        presence.settled_change(PRESENCE_QUIET).await;
+        tokio::time::sleep_until(next_allowed).await;
         let list = presence.online_ids();
+        let recipients = io.sockets().len();
         // The original's event name, and the plural some of its clones listen to.
         for event in ["getOnlineUser", "getOnlineUsers"] {
             if let Err(e) = io.emit(event, &list).await {
                 tracing::debug!(error = %e, "presence broadcast incomplete");
             }
         }
-        window = presence::next_window(PRESENCE_WINDOW, started.elapsed());
+        let bytes = 2.0 * recipients as f64 * (list.len() as f64 * 27.0 + 24.0);
+        next_allowed = tokio::time::Instant::now() + Duration::from_secs_f64(bytes / PRESENCE_BUDGET_BYTES_PER_SEC);
     }
 }

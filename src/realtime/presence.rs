@@ -1,6 +1,11 @@
 //! Who is online: every connection of a user is counted, and a user is offline only when
-//! the last one closes. Changes are coalesced into at most one `getOnlineUser` broadcast
-//! per window, so N users connecting cost O(N) work, not O(N²) as in the original.
+//! the last one closes.
+//!
+//! The web client wants the whole list on every change, and the list grows with the
+//! number of users, so each broadcast costs O(N²) bytes. The original sent one per
+//! connect (O(N³) for a ramp of N users). Here changes are debounced: one broadcast
+//! once changes pause, and during a sustained stream of changes at most one per
+//! `max_wait`, which grows with the number of users online.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -74,13 +79,30 @@ impl Presence {
     pub async fn wait_for_change(&self) {
         self.changed.notified().await;
     }
+
+    pub fn online_count(&self) -> usize {
+        self.online.lock().unwrap().len()
+    }
+
+    /// Waits for a change, then for changes to pause for `quiet` (or `max_wait(n)` to pass
+    /// since the first change), so a burst of connects becomes one broadcast.
+    pub async fn settled_change(&self, quiet: Duration) {
+        self.wait_for_change().await;
+        let first = tokio::time::Instant::now();
+        let max_wait = max_wait(self.online_count());
+        loop {
+            let left = max_wait.saturating_sub(first.elapsed());
+            if left.is_zero() || tokio::time::timeout(quiet.min(left), self.wait_for_change()).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
-/// Picks the pause before the next broadcast: at least `base`, and more when broadcasts
-/// get expensive (large online lists), so the server never spends most of its time
-/// re-sending the list.
-pub fn next_window(base: Duration, last_broadcast: Duration) -> Duration {
-    base.max(last_broadcast * 4).min(Duration::from_secs(5))
+/// The longest a broadcast is held back during a stream of changes: 250 ms for a small
+/// site, growing by 0.4 ms per online user up to 5 s.
+pub fn max_wait(online: usize) -> Duration {
+    (Duration::from_millis(250) + Duration::from_micros(400) * online as u32).min(Duration::from_secs(5))
 }
 
 #[cfg(test)]
@@ -98,6 +120,28 @@ mod tests {
         assert!(p.disconnected(u));
         assert!(!p.is_online(&u));
         assert!(!p.disconnected(u), "unknown users are ignored");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_become_one_settled_change() {
+        let p = std::sync::Arc::new(Presence::default());
+        let burst = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    p.connected(ObjectId::new());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        let started = tokio::time::Instant::now();
+        p.settled_change(Duration::from_millis(100)).await;
+        // The burst lasts ~200 ms, then 100 ms of quiet; max_wait(≤20) is ~258 ms.
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(250) && waited <= Duration::from_millis(310), "{waited:?}");
+        burst.await.unwrap();
+        assert_eq!(max_wait(10_000), Duration::from_millis(4250));
+        assert_eq!(max_wait(1_000_000), Duration::from_secs(5));
     }
 
     #[tokio::test]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks that print figures (nothing here asserts a time):
+#   bash bench/run.sh presence  [--users 10000]    connect N users, check presence converges
+#   bash bench/run.sh roundtrip [--messages 1000]  POST → newMessage latency percentiles
+#   bash bench/run.sh startup                       start-to-ready time, idle RSS, binary size
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin confab --example bench
+case "${1:-}" in
+  startup)
+    bin=target/release/confab
+    dir=$(mktemp -d)
+    for i in 1 2 3 4 5; do
+      # Run 1 is a first start (creates the database and secrets); the rest are restarts.
+      start=$(date +%s%N)
+      (cd "$dir" && CONFAB_ADDR=127.0.0.1:5987 CONFAB_LOG=warn "$OLDPWD/$bin" >/dev/null 2>&1 &)
+      until curl -sf http://127.0.0.1:5987/readyz >/dev/null; do sleep 0.005; done
+      end=$(date +%s%N)
+      echo "  run $i ($([ "$i" = 1 ] && echo first start || echo restart)): ready (readyz 200) after $(( (end - start) / 1000000 )) ms"
+      sleep 1
+      pid=$(pgrep -f "$bin" | head -1)
+      echo "         idle RSS: $(grep VmRSS /proc/$pid/status | awk '{print $2, $3}')"
+      kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+    done
+    echo "  binary size: $(du -h $bin | cut -f1) ($(stat -c %s $bin) bytes)"
+    rm -rf "$dir"
+    ;;
+  *) exec target/release/examples/bench "$@" ;;
+esac

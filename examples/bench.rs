@@ -1,0 +1,287 @@
+//! Benchmarks that print figures: `bash bench/run.sh presence --users 10000` and
+//! `bash bench/run.sh roundtrip --messages 1000`.
+//!
+//! The release `confab` binary runs as its own process (as in production, and so each
+//! side has its own file-descriptor budget) on a fresh data_dir; users are created
+//! directly in its SQLite store and tokens signed with its configured secret, so the
+//! measurement is the real-time path, not the login flow. Clients speak Engine.IO v4 /
+//! Socket.IO v5 over WebSocket, as socket.io-client does with `transports: ["websocket"]`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use confab::domain::{default_name_for, Email, User};
+use confab::ports::Store;
+use confab::services::tokens::TokenKeys;
+use confab::store::sqlite::SqliteStore;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "confab-bench-secret-0123456789abcdef";
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(dir: tempfile::TempDir) -> Self {
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/confab");
+        assert!(bin.exists(), "build the server first: cargo build --release (bench/run.sh does)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(bin)
+            .env("CONFAB_ADDR", format!("127.0.0.1:{port}"))
+            .env("CONFAB_DATA_DIR", dir.path())
+            .env("CONFAB_JWT_SECRET", SECRET)
+            .env("CONFAB_ADMIN_TOKEN", "bench-admin-token-0123456789")
+            .env("CONFAB_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start confab");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "confab did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self { child, port, _dir: dir }
+    }
+
+    fn proc_field(&self, field: &str) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status.lines().find(|l| l.starts_with(field)).map(|l| l[field.len()..].trim().to_string()).unwrap_or_default()
+    }
+
+    /// User + system CPU seconds the server has used so far.
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates `n` users in a fresh data_dir and returns them with tokens.
+async fn seed(n: usize) -> (tempfile::TempDir, Vec<(User, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("confab.db")).unwrap();
+    let keys = TokenKeys::new(SECRET.as_bytes());
+    let now = chrono::Utc::now().timestamp();
+    let mut users = Vec::with_capacity(n);
+    for i in 0..n {
+        let email = Email::parse(&format!("bench{i}@example.com")).unwrap();
+        let user = store.find_or_create_user(&email, &default_name_for(&email)).await.unwrap();
+        let token = keys.issue(&user, now);
+        users.push((user, token));
+    }
+    (dir, users)
+}
+
+enum Event {
+    Connected,
+    Refused(String),
+    Frame(String),
+}
+
+/// A minimal Socket.IO client over WebSocket. Answers pings; reports connect results
+/// and every event frame (`42[...]`) to `events`.
+async fn socket_client(
+    port: u16,
+    token: String,
+    events: mpsc::UnboundedSender<Event>,
+    outbox: Option<mpsc::UnboundedReceiver<String>>,
+) {
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let (ws, _) = match tokio_tungstenite::connect_async(url).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = events.send(Event::Refused(format!("websocket: {e}")));
+            return;
+        }
+    };
+    let (mut tx, mut rx) = ws.split();
+    let mut outbox = outbox;
+    loop {
+        let next = async {
+            match outbox.as_mut() {
+                Some(o) => o.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            frame = rx.next() => {
+                let Some(Ok(Message::Text(text))) = frame else { break };
+                let text = text.as_str();
+                if text.starts_with('0') {
+                    let _ = tx.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await;
+                } else if text == "2" {
+                    let _ = tx.send(Message::text("3")).await;
+                } else if text.starts_with("40") {
+                    let _ = events.send(Event::Connected);
+                } else if text.starts_with("44") {
+                    let _ = events.send(Event::Refused(text.to_string()));
+                    break;
+                } else if text.starts_with("42") {
+                    let _ = events.send(Event::Frame(text.to_string()));
+                }
+            }
+            Some(out) = next => { let _ = tx.send(Message::text(out)).await; }
+        }
+    }
+}
+
+async fn presence(users: usize) {
+    println!("presence: {users} users connecting over WebSocket (max 256 handshakes in flight)");
+    let (dir, seeded) = seed(users).await;
+    let server = Server::start(dir);
+    let cpu_before = server.cpu_secs();
+    let expected: HashSet<String> = seeded.iter().map(|(u, _)| u.id.to_hex()).collect();
+    let connected = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(Mutex::new(Vec::<String>::new()));
+    let last_lists: Arc<Vec<Mutex<String>>> = Arc::new((0..users).map(|_| Mutex::new(String::new())).collect());
+    let gate = Arc::new(Semaphore::new(256));
+    let start = Instant::now();
+    for (i, (_, token)) in seeded.into_iter().enumerate() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        tokio::spawn(socket_client(server.port, token, tx, None));
+        let (connected, refused, last_lists) = (connected.clone(), refused.clone(), last_lists.clone());
+        tokio::spawn(async move {
+            let mut permit = Some(permit);
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Connected => {
+                        connected.fetch_add(1, Ordering::Relaxed);
+                        permit.take();
+                    }
+                    Event::Refused(why) => {
+                        refused.lock().unwrap().push(why);
+                        permit.take();
+                    }
+                    Event::Frame(f) if f.starts_with("42[\"getOnlineUser\",") => *last_lists[i].lock().unwrap() = f,
+                    Event::Frame(_) => {}
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while connected.load(Ordering::Relaxed) + refused.lock().unwrap().len() < users && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let all_connected = start.elapsed();
+    let ok = connected.load(Ordering::Relaxed);
+    let failures = refused.lock().unwrap().len();
+    // Every client's latest list must be the whole set; the frame length is a cheap
+    // first check, the exact comparison follows.
+    let full_len = "42[\"getOnlineUser\",[".len() + users * 26 + users.saturating_sub(1) + 2;
+    let converge_deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < converge_deadline && !last_lists.iter().all(|l| l.lock().unwrap().len() == full_len) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let converged = start.elapsed();
+    let cpu = server.cpu_secs() - cpu_before;
+    let mut exact = 0;
+    for list in last_lists.iter() {
+        let frame = list.lock().unwrap().clone();
+        let parsed: serde_json::Value = serde_json::from_str(frame.get(2..).unwrap_or("")).unwrap_or_default();
+        let ids: HashSet<String> = parsed[1]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        exact += (ids == expected) as usize;
+    }
+    println!("  connected:              {ok}/{users} in {:.2} s ({failures} failures)", all_connected.as_secs_f64());
+    println!(
+        "  every client's last getOnlineUser == true online set: {exact}/{users} (after {:.2} s)",
+        converged.as_secs_f64()
+    );
+    println!("  server CPU for the ramp: {cpu:.2} s");
+    println!("  server RSS with {ok} idle connections: {}", server.proc_field("VmRSS:"));
+    let first_failure = refused.lock().unwrap().first().cloned();
+    if let Some(first) = first_failure {
+        println!("  first failure: {first}");
+    }
+}
+
+async fn roundtrip(messages: usize) {
+    println!("roundtrip: {messages} messages, POST /api/v1/message → newMessage at the recipient (chat open)");
+    let (dir, seeded) = seed(2).await;
+    let server = Server::start(dir);
+    let (alice, bob) = (&seeded[0], &seeded[1]);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let chat: serde_json::Value = http
+        .post(format!("{base}/api/v1/chat/new"))
+        .bearer_auth(&alice.1)
+        .json(&serde_json::json!({ "otherUserId": bob.0.id.to_hex() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat_id = chat["chatId"].as_str().unwrap().to_string();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    tokio::spawn(socket_client(server.port, bob.1.clone(), tx, Some(out_rx)));
+    while !matches!(events.recv().await, Some(Event::Connected)) {}
+    out_tx.send(format!("42[\"joinChat\",\"{chat_id}\"]")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut latencies = Vec::with_capacity(messages);
+    for i in 0..messages {
+        let started = Instant::now();
+        let resp = http
+            .post(format!("{base}/api/v1/message"))
+            .bearer_auth(&alice.1)
+            .json(&serde_json::json!({ "chatId": chat_id, "text": format!("message {i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let needle = format!("\"text\":\"message {i}\"");
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+                Ok(Some(Event::Frame(f))) if f.starts_with("42[\"newMessage\"") && f.contains(&needle) => break,
+                Ok(Some(_)) => {}
+                _ => panic!("message {i} never arrived"),
+            }
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "  p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.90).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    match std::env::args().nth(1).as_deref() {
+        Some("presence") => rt.block_on(presence(arg("--users", 10_000))),
+        Some("roundtrip") => rt.block_on(roundtrip(arg("--messages", 1000))),
+        _ => eprintln!("usage: bench/run.sh presence [--users N] | roundtrip [--messages N]"),
+    }
+}
