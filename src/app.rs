@@ -18,6 +18,10 @@ use crate::ephemeral::memory::MemoryEphemeral;
 use crate::mail::log::LogMailer;
 use crate::mail::smtp::SmtpMailer;
 use crate::mail::worker::{self, RetryPolicy};
+use crate::media::cloudinary::Cloudinary;
+use crate::media::image::ImageLimits;
+use crate::media::local::LocalMedia;
+use crate::ports::MediaStore;
 use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
 use crate::queue::memory::MemoryQueue;
 use crate::realtime::presence::Presence;
@@ -25,6 +29,7 @@ use crate::realtime::SocketNotifier;
 use crate::secrets::{self, AdminCredential};
 use crate::services::auth::{AuthService, OtpPolicy};
 use crate::services::chats::ChatService;
+use crate::services::media::MediaService;
 use crate::services::users::UserService;
 use crate::store::sqlite::SqliteStore;
 
@@ -35,6 +40,7 @@ pub struct AppState {
     pub users: UserService,
     pub chats: ChatService,
     pub presence: Arc<Presence>,
+    pub media: Arc<MediaService>,
     pub store: Arc<dyn Store>,
     pub ephemeral: Arc<dyn Ephemeral>,
     pub mail_queue: Arc<dyn MailQueue>,
@@ -86,12 +92,30 @@ impl AppState {
 
     pub async fn check_backends(&self) -> Vec<BackendCheck> {
         let d = &self.descriptions;
-        let (store, ephemeral, queue) = tokio::join!(
+        let media = self.media.store();
+        let (store, ephemeral, queue, media) = tokio::join!(
             check("store", d.store.clone(), self.store.ping()),
             check("ephemeral", d.ephemeral.clone(), self.ephemeral.ping()),
             check("mail_queue", d.mail_queue.clone(), self.mail_queue.ping()),
+            check("media", media.describe(), media.ping()),
         );
-        vec![store, ephemeral, queue]
+        vec![store, ephemeral, queue, media]
+    }
+
+    /// The origin clients reach this server at, for URLs of stored images.
+    pub fn public_base(&self, req: &Request) -> String {
+        if let Some(url) = &self.settings.config.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let trusted = self.settings.config.trust_forwarded_for;
+        let proto = trusted.then(|| header("x-forwarded-proto")).flatten().unwrap_or_else(|| "http".into());
+        let host = trusted
+            .then(|| header("x-forwarded-host"))
+            .flatten()
+            .or_else(|| header("host"))
+            .unwrap_or_else(|| "localhost".into());
+        format!("{proto}://{host}")
     }
 }
 
@@ -120,7 +144,6 @@ impl Application {
             (&config.mongo_uri, "mongo_uri", "the MongoDB store"),
             (&config.redis_url, "redis_url", "the Redis backend"),
             (&config.amqp_url, "amqp_url", "the RabbitMQ mail queue"),
-            (&config.cloudinary_url, "cloudinary_url", "the Cloudinary media store"),
         ] {
             if value.is_some() {
                 return Err(not_yet(key, what));
@@ -175,8 +198,18 @@ impl Application {
             });
         }
         let acceptor = acceptor.context("no listen address")?;
+        let media_store: Arc<dyn MediaStore> = match &config.cloudinary_url {
+            Some(url) => Arc::new(Cloudinary::from_url(url)?),
+            None => Arc::new(LocalMedia::open(&config.data_dir.join("media"))?),
+        };
+        let limits = ImageLimits {
+            max_bytes: config.max_image_bytes,
+            max_dimension: config.max_image_dimension,
+            ..ImageLimits::default()
+        };
+        let media = Arc::new(MediaService::new(media_store, limits));
         let (socketio, io) = crate::realtime::build();
-        let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io.clone())));
+        let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io.clone())), media.clone());
         let presence = Arc::new(Presence::default());
         let state = Arc::new(AppState {
             settings,
@@ -184,6 +217,7 @@ impl Application {
             users,
             chats,
             presence: presence.clone(),
+            media,
             store,
             ephemeral,
             mail_queue,

@@ -47,6 +47,13 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Largest accepted JSON request body.
     pub body_limit_bytes: usize,
+    /// Largest accepted image upload.
+    pub max_image_bytes: usize,
+    /// Largest accepted image width or height, in pixels.
+    pub max_image_dimension: u32,
+    /// This server's public origin (e.g. `https://chat.example.com`), used in image URLs;
+    /// unset: taken from each upload request's `Host`.
+    pub public_url: Option<String>,
     /// Capacity of the in-process mail queue.
     pub mail_queue_capacity: usize,
     /// Log filter, e.g. `info` or `confab=debug,info`.
@@ -75,6 +82,9 @@ impl Default for Config {
             otp_ttl_secs: 300,
             trust_forwarded_for: false,
             body_limit_bytes: 256 * 1024,
+            max_image_bytes: 5 * 1024 * 1024,
+            max_image_dimension: 8000,
+            public_url: None,
             mail_queue_capacity: 10_000,
             log: "info".into(),
         }
@@ -101,6 +111,9 @@ const KEYS: &[&str] = &[
     "otp_ttl_secs",
     "trust_forwarded_for",
     "body_limit_bytes",
+    "max_image_bytes",
+    "max_image_dimension",
+    "public_url",
     "mail_queue_capacity",
     "log",
 ];
@@ -178,6 +191,22 @@ impl Config {
         }
         if self.body_limit_bytes < 1024 {
             return Err(problem("body_limit_bytes", "must be at least 1024"));
+        }
+        if !(1024..=100 * 1024 * 1024).contains(&self.max_image_bytes) {
+            return Err(problem("max_image_bytes", "must be between 1024 and 104857600"));
+        }
+        if !(16..=20_000).contains(&self.max_image_dimension) {
+            return Err(problem("max_image_dimension", "must be between 16 and 20000"));
+        }
+        if let Some(public) = &self.public_url {
+            let url = url::Url::parse(public).map_err(|e| problem("public_url", format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(problem("public_url", "must be an http(s) origin like https://chat.example.com"));
+            }
+        }
+        if let Some(cloudinary) = &self.cloudinary_url {
+            crate::media::cloudinary::Cloudinary::from_url(cloudinary)
+                .map_err(|e| problem("cloudinary_url", e.to_string()))?;
         }
         if self.mail_queue_capacity == 0 {
             return Err(problem("mail_queue_capacity", "must be above 0"));

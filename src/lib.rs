@@ -6,6 +6,7 @@ pub mod domain;
 pub mod ephemeral;
 pub mod http;
 pub mod mail;
+pub mod media;
 pub mod ports;
 pub mod queue;
 pub mod realtime;

@@ -131,3 +131,19 @@ pub trait Notifier: Send + Sync + 'static {
     /// `seen_by` has seen `ids` in `chat`; tells `notify`.
     async fn messages_seen(&self, notify: &ObjectId, chat: &ObjectId, seen_by: &ObjectId, ids: &[ObjectId]);
 }
+
+/// Where uploaded images are kept.
+#[async_trait]
+pub trait MediaStore: Send + Sync + 'static {
+    /// Stores the image and its thumbnail. `base_url` is this server's public origin,
+    /// for stores that serve the files themselves.
+    async fn put(
+        &self,
+        image: &crate::media::image::ProcessedImage,
+        base_url: &str,
+    ) -> BackendResult<crate::domain::Image>;
+    /// Removes an image (and its thumbnail) by `publicId`.
+    async fn delete(&self, public_id: &str) -> BackendResult<()>;
+    fn describe(&self) -> String;
+    async fn ping(&self) -> BackendResult<()>;
+}

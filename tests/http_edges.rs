@@ -105,7 +105,7 @@ async fn probes_report_each_backend() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ready"], true);
     let names: Vec<&str> = body["backends"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["store", "ephemeral", "mail_queue"]);
+    assert_eq!(names, ["store", "ephemeral", "mail_queue", "media"]);
     assert!(body["backends"][0]["backend"].as_str().unwrap().starts_with("sqlite"));
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
@@ -189,20 +190,29 @@ impl ChatsApi {
     async fn send(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         auth: BearerAuth,
         body: SendMessageBody,
     ) -> ApiResult<SendMessageResponse> {
         let me = &auth.0;
-        let (chat_id, text, image) = match body {
-            SendMessageBody::Json(Json(b)) => (b.chat_id, b.text, None),
-            SendMessageBody::Multipart(f) => (f.chat_id, f.text, f.image),
+        let message = match body {
+            SendMessageBody::Json(Json(b)) => {
+                state.chats.post(me, Draft { chat_id: b.chat_id.as_deref(), text: b.text.as_deref() }).await?
+            }
+            SendMessageBody::Multipart(form) => {
+                let draft = Draft { chat_id: form.chat_id.as_deref(), text: form.text.as_deref() };
+                match form.image {
+                    None => state.chats.post(me, draft).await?,
+                    Some(upload) => {
+                        let bytes = upload
+                            .into_vec()
+                            .await
+                            .map_err(|e| ServiceError::BadRequest(format!("Could not read the image: {e}")))?;
+                        state.chats.post_image(me, draft, bytes, &state.public_base(req)).await?
+                    }
+                }
+            }
         };
-        if image.is_some() {
-            state.chats.check_post(me, chat_id.as_deref(), text.as_deref(), true).await?;
-            return Err(ServiceError::BadRequest("Image messages are not supported by this server yet".into()).into());
-        }
-        let draft = Draft { chat_id: chat_id.as_deref(), text: text.as_deref(), image: None };
-        let message = state.chats.post(me, draft).await?;
         Ok(SendMessageResponse::Created(Json(SentMessage { message: (&message).into(), sender: me.id.to_hex() })))
     }
 

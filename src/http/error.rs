@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The thing asked for does not exist.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The body or an uploaded file is too large.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Too many requests; wait and retry.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>),
@@ -49,6 +52,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(m) => Self::Forbidden(body(m)),
             ServiceError::NotFound(m) => Self::NotFound(body(m)),
             ServiceError::TooManyRequests(m) => Self::TooManyRequests(body(m)),
+            ServiceError::TooLarge(m) => Self::PayloadTooLarge(body(m)),
             ServiceError::Unavailable(error) => {
                 tracing::error!(error = %format!("{error:#}"), "backend failure while serving a request");
                 Self::Unavailable(body("Service temporarily unavailable, please retry"))

@@ -7,19 +7,35 @@ use poem::{Body, Endpoint, Middleware, Request, Result};
 
 use super::error::json_response;
 
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub default: usize,
+    /// For multipart bodies to `POST /api/v1/message` (image uploads).
+    pub uploads: usize,
+}
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        BodyLimitEndpoint { inner, limit: self.0 }
+        BodyLimitEndpoint { inner, default: self.default, uploads: self.uploads }
     }
 }
 
 pub struct BodyLimitEndpoint<E> {
     inner: E,
-    limit: usize,
+    default: usize,
+    uploads: usize,
+}
+
+impl<E> BodyLimitEndpoint<E> {
+    fn limit_for(&self, req: &Request) -> usize {
+        let multipart = req.content_type().is_some_and(|t| t.starts_with("multipart/form-data"));
+        if multipart && req.uri().path() == "/api/v1/message" {
+            self.uploads
+        } else {
+            self.default
+        }
+    }
 }
 
 fn too_large(limit: usize) -> poem::Error {
@@ -33,12 +49,13 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let limit = self.limit_for(&req);
         match req.headers().typed_get::<ContentLength>() {
-            Some(ContentLength(len)) if len > self.limit as u64 => return Err(too_large(self.limit)),
+            Some(ContentLength(len)) if len > limit as u64 => return Err(too_large(limit)),
             Some(_) => {}
             None if req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) => {
-                let bytes = req.take_body().into_bytes_limit(self.limit).await.map_err(|e| match e {
-                    poem::error::ReadBodyError::PayloadTooLarge => too_large(self.limit),
+                let bytes = req.take_body().into_bytes_limit(limit).await.map_err(|e| match e {
+                    poem::error::ReadBodyError::PayloadTooLarge => too_large(limit),
                     other => other.into(),
                 })?;
                 req.set_body(Body::from_bytes(bytes));

@@ -35,6 +35,26 @@ pub fn spec_json() -> String {
     openapi().spec()
 }
 
+/// Stored images: immutable names, so they may be cached for a year; never a listing.
+fn media_files(root: &std::path::Path) -> impl Endpoint {
+    use poem::http::header;
+    use poem::middleware::SetHeader;
+    poem::endpoint::StaticFilesEndpoint::new(root)
+        .with(
+            SetHeader::new()
+                .overriding(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+                .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        )
+        // A path that tries to leave the directory is answered like any missing file,
+        // so probing learns nothing.
+        .after(|res| async move {
+            match res {
+                Err(e) if e.status() == poem::http::StatusCode::FORBIDDEN => Err(poem::error::NotFoundError.into()),
+                other => other,
+            }
+        })
+}
+
 pub fn routes(state: Arc<AppState>, socketio: SocketIoEndpoint) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
@@ -44,12 +64,18 @@ pub fn routes(state: Arc<AppState>, socketio: SocketIoEndpoint) -> impl Endpoint
         CorsOrigins::List(origins) => Cors::new().allow_origins(origins.iter().map(String::as_str)),
     }
     .allow_methods(["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"]);
-    let body_limit = state.settings.config.body_limit_bytes;
-    Route::new()
-        .nest_no_strip("/socket.io", socketio)
-        .nest("/docs", docs)
-        .at("/openapi.json", spec)
-        .nest("/", api.with(limits::BodyLimit(body_limit)))
+    let config = &state.settings.config;
+    let body_limit = limits::BodyLimit {
+        default: config.body_limit_bytes,
+        // Room for the image and the other form fields.
+        uploads: config.max_image_bytes + 64 * 1024,
+    };
+    let mut route = Route::new().nest_no_strip("/socket.io", socketio).nest("/docs", docs).at("/openapi.json", spec);
+    if config.cloudinary_url.is_none() {
+        route = route.nest("/media", media_files(&config.data_dir.join("media")));
+    }
+    route
+        .nest("/", api.with(body_limit))
         .catch_all_error(error::json_error)
         .with(cors)
         // Again outside CORS: its own refusals (origin not allowed) must be JSON too.

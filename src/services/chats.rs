@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::media::MediaService;
 use super::{ServiceError, ServiceResult};
 use crate::domain::{
     latest_text_for, now_ms, Chat, Image, LatestMessage, Message, MessageKind, MessageText, ObjectId, User,
@@ -23,18 +24,18 @@ pub const MAX_PAGE: u32 = 200;
 pub struct ChatService {
     store: Arc<dyn Store>,
     notifier: Arc<dyn Notifier>,
+    media: Arc<MediaService>,
 }
 
-/// What to post: text, an already stored image, or both (the text is then a caption).
+/// What to post: a chat id and text, as the client sent them.
 pub struct Draft<'a> {
     pub chat_id: Option<&'a str>,
     pub text: Option<&'a str>,
-    pub image: Option<Image>,
 }
 
 impl ChatService {
-    pub fn new(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>) -> Self {
-        Self { store, notifier }
+    pub fn new(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>, media: Arc<MediaService>) -> Self {
+        Self { store, notifier, media }
     }
 
     /// `POST /chat/new`: the chat with `other`, created if needed. `true` when created.
@@ -76,27 +77,47 @@ impl ChatService {
     }
 
     /// Checks everything about a post that can be checked before an upload is stored.
-    pub async fn check_post(
-        &self,
-        me: &User,
-        chat_id: Option<&str>,
-        text: Option<&str>,
-        has_image: bool,
-    ) -> ServiceResult<Chat> {
-        let chat_id = chat_id.map(str::trim).filter(|s| !s.is_empty());
+    async fn check_post(&self, me: &User, draft: &Draft<'_>, has_image: bool) -> ServiceResult<(Chat, String)> {
+        let chat_id = draft.chat_id.map(str::trim).filter(|s| !s.is_empty());
         let chat_id = chat_id.ok_or_else(|| ServiceError::BadRequest("ChatId Required".into()))?;
-        let text = MessageText::parse(text)?;
+        let text = MessageText::parse(draft.text)?;
         if text.is_none() && !has_image {
             return Err(ServiceError::BadRequest("Either text or image is required".into()));
         }
-        self.member_chat(&me.id, chat_id).await
+        let chat = self.member_chat(&me.id, chat_id).await?;
+        Ok((chat, text.map(MessageText::into_string).unwrap_or_default()))
     }
 
-    /// `POST /message`. The message is seen at once if the receiver has the chat open.
+    /// `POST /message` with text. The message is seen at once if the receiver has the
+    /// chat open.
     pub async fn post(&self, me: &User, draft: Draft<'_>) -> ServiceResult<Message> {
-        let chat = self.check_post(me, draft.chat_id, draft.text, draft.image.is_some()).await?;
+        let (chat, text) = self.check_post(me, &draft, false).await?;
+        self.deliver(me, &chat, text, None).await
+    }
+
+    /// `POST /message` with an image (and optional caption). Membership is checked before
+    /// a byte is stored; if the message cannot be stored, neither is the image.
+    pub async fn post_image(
+        &self,
+        me: &User,
+        draft: Draft<'_>,
+        upload: Vec<u8>,
+        base_url: &str,
+    ) -> ServiceResult<Message> {
+        let (chat, text) = self.check_post(me, &draft, true).await?;
+        let processed = self.media.prepare(upload).await?;
+        let image = self.media.keep(&processed, base_url).await?;
+        match self.deliver(me, &chat, text, Some(image.clone())).await {
+            Ok(message) => Ok(message),
+            Err(e) => {
+                self.media.discard(&image).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn deliver(&self, me: &User, chat: &Chat, text: String, image: Option<Image>) -> ServiceResult<Message> {
         let receiver = chat.other_member(&me.id).ok_or_else(|| ServiceError::Unauthorized("No other user".into()))?;
-        let text = MessageText::parse(draft.text)?.map(MessageText::into_string).unwrap_or_default();
         let now = now_ms();
         let seen = self.notifier.is_viewing(&receiver, &chat.id).await;
         let message = Message {
@@ -104,8 +125,8 @@ impl ChatService {
             chat_id: chat.id,
             sender: me.id,
             text,
-            kind: if draft.image.is_some() { MessageKind::Image } else { MessageKind::Text },
-            image: draft.image,
+            kind: if image.is_some() { MessageKind::Image } else { MessageKind::Text },
+            image,
             seen,
             seen_at: seen.then_some(now),
             created_at: now,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chats;
+pub mod media;
 pub mod tokens;
 pub mod users;
 
@@ -21,6 +22,8 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     TooManyRequests(String),
+    #[error("{0}")]
+    TooLarge(String),
     /// A backend failed; the detail is logged, the client gets a generic message.
     #[error("backend unavailable: {0:#}")]
     Unavailable(anyhow::Error),

@@ -1,0 +1,81 @@
+//! The embedded media store: files under `data_dir/media`, served at `/media/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_trait::async_trait;
+
+use super::image::{Encoded, ProcessedImage};
+use crate::domain::{Image, ObjectId};
+use crate::ports::{BackendResult, MediaStore};
+
+/// Cloudinary's folder name, kept so `publicId`s look the same on both stores.
+pub const FOLDER: &str = "chat-images";
+
+pub struct LocalMedia {
+    root: PathBuf,
+}
+
+impl LocalMedia {
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root.join(FOLDER)).with_context(|| format!("creating {}", root.display()))?;
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    async fn write(&self, name: &str, file: &Encoded) -> BackendResult<()> {
+        let path = self.root.join(FOLDER).join(name);
+        // Write then rename, so a reader never sees half a file.
+        let partial = path.with_extension("partial");
+        tokio::fs::write(&partial, &file.bytes).await.with_context(|| format!("writing {}", partial.display()))?;
+        tokio::fs::rename(&partial, &path).await.with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MediaStore for LocalMedia {
+    async fn put(&self, image: &ProcessedImage, base_url: &str) -> BackendResult<Image> {
+        let id = ObjectId::new();
+        let name = format!("{id}.{}", image.image.extension);
+        let thumb = format!("{id}_thumb.{}", image.thumbnail.extension);
+        self.write(&name, &image.image).await?;
+        if let Err(e) = self.write(&thumb, &image.thumbnail).await {
+            let _ = tokio::fs::remove_file(self.root.join(FOLDER).join(&name)).await;
+            return Err(e);
+        }
+        let base = base_url.trim_end_matches('/');
+        Ok(Image {
+            url: format!("{base}/media/{FOLDER}/{name}"),
+            public_id: format!("{FOLDER}/{id}"),
+            thumb_url: Some(format!("{base}/media/{FOLDER}/{thumb}")),
+        })
+    }
+
+    async fn delete(&self, public_id: &str) -> BackendResult<()> {
+        let Some(id) = public_id.strip_prefix(&format!("{FOLDER}/")).and_then(|id| ObjectId::parse(id).ok()) else {
+            anyhow::bail!("not a local media id: {public_id}");
+        };
+        let mut dir = tokio::fs::read_dir(self.root.join(FOLDER)).await?;
+        let prefix = id.to_hex();
+        while let Some(entry) = dir.next_entry().await? {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                tokio::fs::remove_file(entry.path()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("local ({})", self.root.display())
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        let meta = tokio::fs::metadata(self.root.join(FOLDER)).await.context("media directory")?;
+        anyhow::ensure!(meta.is_dir(), "media path is not a directory");
+        Ok(())
+    }
+}
