@@ -2,6 +2,7 @@
 # Benchmarks that print figures (nothing here asserts a time):
 #   bash bench/run.sh presence  [--users 10000]    connect N users, check presence converges
 #   bash bench/run.sh roundtrip [--messages 1000]  POST → newMessage latency percentiles
+#   bash bench/run.sh uploads   [--count 100 --concurrency 20]  1 MB JPEG image messages/s, peak RSS
 #   bash bench/run.sh startup                       start-to-ready time, idle RSS, binary size
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -277,11 +277,87 @@ async fn roundtrip(messages: usize) {
     );
 }
 
+/// A JPEG of about `target` bytes: noisy pixels compress poorly, like a photo.
+fn jpeg_of_about(target: usize) -> Vec<u8> {
+    let mut side = 600u32;
+    loop {
+        let img = image::RgbImage::from_fn(side, side * 3 / 4, |x, y| {
+            let n = (x.wrapping_mul(7919) ^ y.wrapping_mul(104729)).wrapping_mul(2654435761);
+            image::Rgb([(n >> 8) as u8, (n >> 16) as u8, (x + y) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        let bytes = out.into_inner();
+        if bytes.len() >= target || side > 4000 {
+            return bytes;
+        }
+        side += 200;
+    }
+}
+
+async fn uploads(count: usize, concurrency: usize) {
+    let jpeg = Arc::new(jpeg_of_about(1024 * 1024));
+    println!("uploads: {count} image messages of a {} KB JPEG, {concurrency} at a time", jpeg.len() / 1024);
+    let (dir, seeded) = seed(2).await;
+    let server = Server::start(dir);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let http = reqwest::Client::new();
+    let chat: serde_json::Value = http
+        .post(format!("{base}/api/v1/chat/new"))
+        .bearer_auth(&seeded[0].1)
+        .json(&serde_json::json!({ "otherUserId": seeded[1].0.id.to_hex() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat_id = chat["chatId"].as_str().unwrap().to_string();
+    let rss_before = server.proc_field("VmRSS:");
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let (http, base, token, chat_id, jpeg) =
+            (http.clone(), base.clone(), seeded[0].1.clone(), chat_id.clone(), jpeg.clone());
+        tasks.push(tokio::spawn(async move {
+            let part =
+                reqwest::multipart::Part::bytes(jpeg.to_vec()).file_name("photo.jpg").mime_str("image/jpeg").unwrap();
+            let form = reqwest::multipart::Form::new().text("chatId", chat_id).part("image", part);
+            let status = http
+                .post(format!("{base}/api/v1/message"))
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            drop(permit);
+            status.as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += (t.await.unwrap() == 201) as usize;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "  {ok}/{count} stored in {:.2} s: {:.1} images/s",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64()
+    );
+    println!("  server RSS before: {rss_before}; peak (VmHWM): {}", server.proc_field("VmHWM:"));
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     match std::env::args().nth(1).as_deref() {
         Some("presence") => rt.block_on(presence(arg("--users", 10_000))),
         Some("roundtrip") => rt.block_on(roundtrip(arg("--messages", 1000))),
-        _ => eprintln!("usage: bench/run.sh presence [--users N] | roundtrip [--messages N]"),
+        Some("uploads") => rt.block_on(uploads(arg("--count", 100), arg("--concurrency", 20))),
+        _ => eprintln!(
+            "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] | uploads [--count N --concurrency C]"
+        ),
     }
 }
