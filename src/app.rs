@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Settings};
 use crate::ephemeral::memory::MemoryEphemeral;
+use crate::ephemeral::redis::RedisEphemeral;
 use crate::mail::log::LogMailer;
 use crate::mail::smtp::SmtpMailer;
 use crate::mail::worker::{self, RetryPolicy};
@@ -142,7 +143,6 @@ impl Application {
         let config = &settings.config;
         for (value, key, what) in [
             (&config.mongo_uri, "mongo_uri", "the MongoDB store"),
-            (&config.redis_url, "redis_url", "the Redis backend"),
             (&config.amqp_url, "amqp_url", "the RabbitMQ mail queue"),
         ] {
             if value.is_some() {
@@ -154,7 +154,14 @@ impl Application {
 
         let db_path = config.data_dir.join("confab.db");
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path)?);
-        let ephemeral: Arc<dyn Ephemeral> = Arc::new(MemoryEphemeral::new());
+        let (ephemeral, ephemeral_description): (Arc<dyn Ephemeral>, String) = match &config.redis_url {
+            Some(url) => {
+                let redis = RedisEphemeral::connect(url, &config.redis_prefix)?;
+                let description = redis.describe();
+                (Arc::new(redis), description)
+            }
+            None => (Arc::new(MemoryEphemeral::new()), "in-process".into()),
+        };
         let mail_queue: Arc<dyn MailQueue> = Arc::new(MemoryQueue::new(config.mail_queue_capacity));
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
             Some(url) => Arc::new(SmtpMailer::new(url, settings.mail_from.clone())?),
@@ -162,7 +169,7 @@ impl Application {
         };
         let descriptions = Descriptions {
             store: format!("sqlite ({})", db_path.display()),
-            ephemeral: "in-process".into(),
+            ephemeral: ephemeral_description,
             mail_queue: "in-process".into(),
         };
 

@@ -22,6 +22,8 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub mongo_uri: Option<String>,
     pub redis_url: Option<String>,
+    /// Prefix for every Redis key, so several deployments can share one Redis.
+    pub redis_prefix: String,
     pub amqp_url: Option<String>,
     /// `smtp://user:pass@host:587?tls=required`, `smtps://user:pass@host:465`, or
     /// `smtp://host:25` for a local relay. Unset: mails go to the log.
@@ -68,6 +70,7 @@ impl Default for Config {
             jwt_secret: None,
             mongo_uri: None,
             redis_url: None,
+            redis_prefix: "confab:".into(),
             amqp_url: None,
             smtp_url: None,
             mail_from: "confab <no-reply@localhost>".into(),
@@ -97,6 +100,7 @@ const KEYS: &[&str] = &[
     "jwt_secret",
     "mongo_uri",
     "redis_url",
+    "redis_prefix",
     "amqp_url",
     "smtp_url",
     "mail_from",
@@ -197,6 +201,12 @@ impl Config {
         }
         if !(16..=20_000).contains(&self.max_image_dimension) {
             return Err(problem("max_image_dimension", "must be between 16 and 20000"));
+        }
+        if let Some(redis) = &self.redis_url {
+            let url = url::Url::parse(redis).map_err(|e| problem("redis_url", format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                return Err(problem("redis_url", "must start with redis:// or rediss://"));
+            }
         }
         if let Some(public) = &self.public_url {
             let url = url::Url::parse(public).map_err(|e| problem("public_url", format!("not a URL: {e}")))?;

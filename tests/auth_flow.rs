@@ -175,3 +175,46 @@ async fn login_is_limited_per_client_address() {
     let msg = expect_error(app.post("/api/v1/login", json!({ "email": unique_email("ip3") }), None).await, 429);
     assert!(msg.contains("Too many OTP requests"), "{msg}");
 }
+
+/// Two instances sharing one Redis act as one: a code mailed by A verifies on B, and
+/// the resend limit set on A holds on B.
+#[tokio::test]
+async fn otp_state_is_shared_through_redis() {
+    let sink = SmtpSink::start();
+    let redis_url = std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("confab-test:{}:", confab::domain::ObjectId::new());
+    let shared = |c: &mut confab::config::Config| {
+        c.smtp_url = Some(sink.url());
+        c.redis_url = Some(redis_url.clone());
+        c.redis_prefix = prefix.clone();
+    };
+    let a = TestApp::spawn_with(shared).await;
+    let b = TestApp::spawn_with(shared).await;
+    // Wait until both are connected to Redis.
+    for app in [&a, &b] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (status, body) = app.get("/readyz", None).await;
+            if status == 200 {
+                assert!(body["backends"][1]["backend"].as_str().unwrap().starts_with("redis"), "{body}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not ready: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let email = unique_email("shared");
+    assert_eq!(a.post("/api/v1/login", json!({ "email": email }), None).await.0, 200);
+    assert_eq!(
+        expect_error(b.post("/api/v1/login", json!({ "email": email }), None).await, 429),
+        "Too many requests. Please wait before requesting new otp"
+    );
+    let otp = sink.wait_for_otp(&email).await;
+    let (status, body) = b.post("/api/v1/verify", json!({ "email": email, "otp": otp }), None).await;
+    assert_eq!(status, 200, "{body}");
+    // Single use across instances too.
+    assert_eq!(
+        expect_error(a.post("/api/v1/verify", json!({ "email": email, "otp": otp }), None).await, 400),
+        "Invalid or expired OTP"
+    );
+}

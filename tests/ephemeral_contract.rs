@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab::ephemeral::memory::MemoryEphemeral;
+use confab::ephemeral::redis::RedisEphemeral;
 use confab::ports::Ephemeral;
 
 mod suite {
@@ -101,3 +102,41 @@ async fn memory() -> Arc<dyn Ephemeral> {
 }
 
 ephemeral_contract!(memory_ephemeral, memory);
+
+/// The real Redis the test command starts (or `CONFAB_TEST_REDIS_URL`); each test gets
+/// its own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn redis() -> Arc<dyn Ephemeral> {
+    let prefix = format!("confab-test:{}:", confab::domain::ObjectId::new());
+    let e = RedisEphemeral::connect(&redis_url(), &prefix).unwrap();
+    e.wait_connected(Duration::from_secs(5)).await.expect("Redis is running (packaging/test.sh starts it)");
+    Arc::new(e)
+}
+
+ephemeral_contract!(redis_ephemeral, redis);
+
+#[tokio::test]
+async fn redis_keys_carry_the_prefix_and_expire() {
+    let prefix = format!("confab-test:{}:", confab::domain::ObjectId::new());
+    let e = RedisEphemeral::connect(&redis_url(), &prefix).unwrap();
+    e.wait_connected(Duration::from_secs(5)).await.unwrap();
+    e.set("otp:a@example.com", "hash", Duration::from_secs(30)).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}otp:a@example.com")).query_async(&mut c).await.unwrap();
+    assert!(ttl > 25_000 && ttl <= 30_000, "{ttl}");
+}
+
+#[tokio::test]
+async fn unreachable_redis_answers_unavailable_instead_of_hanging() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = RedisEphemeral::connect(&format!("redis://127.0.0.1:{port}"), "x:").unwrap();
+    let started = std::time::Instant::now();
+    let err = e.get("k").await.unwrap_err();
+    assert!(err.to_string().contains("not connected"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(e.wait_connected(Duration::from_millis(300)).await.is_err());
+}
