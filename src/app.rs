@@ -24,6 +24,7 @@ use crate::media::image::ImageLimits;
 use crate::media::local::LocalMedia;
 use crate::ports::MediaStore;
 use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
+use crate::queue::amqp::AmqpQueue;
 use crate::queue::memory::MemoryQueue;
 use crate::realtime::presence::Presence;
 use crate::realtime::SocketNotifier;
@@ -141,10 +142,7 @@ impl Application {
     /// which tests use).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let config = &settings.config;
-        for (value, key, what) in [
-            (&config.mongo_uri, "mongo_uri", "the MongoDB store"),
-            (&config.amqp_url, "amqp_url", "the RabbitMQ mail queue"),
-        ] {
+        for (value, key, what) in [(&config.mongo_uri, "mongo_uri", "the MongoDB store")] {
             if value.is_some() {
                 return Err(not_yet(key, what));
             }
@@ -162,7 +160,14 @@ impl Application {
             }
             None => (Arc::new(MemoryEphemeral::new()), "in-process".into()),
         };
-        let mail_queue: Arc<dyn MailQueue> = Arc::new(MemoryQueue::new(config.mail_queue_capacity));
+        let (mail_queue, mail_queue_description): (Arc<dyn MailQueue>, String) = match &config.amqp_url {
+            Some(url) => {
+                let amqp = AmqpQueue::new(url, &config.amqp_queue, config.amqp_prefetch);
+                let description = amqp.describe();
+                (Arc::new(amqp), description)
+            }
+            None => (Arc::new(MemoryQueue::new(config.mail_queue_capacity)), "in-process".into()),
+        };
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
             Some(url) => Arc::new(SmtpMailer::new(url, settings.mail_from.clone())?),
             None => Arc::new(LogMailer),
@@ -170,7 +175,7 @@ impl Application {
         let descriptions = Descriptions {
             store: format!("sqlite ({})", db_path.display()),
             ephemeral: ephemeral_description,
-            mail_queue: "in-process".into(),
+            mail_queue: mail_queue_description,
         };
 
         let jwt_secret = secrets::jwt_secret(&config.data_dir, config.jwt_secret.as_deref())?;
@@ -250,12 +255,16 @@ impl Application {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { acceptor, state, io, socketio, .. } = self;
         let stop_worker = CancellationToken::new();
-        let worker: JoinHandle<()> = tokio::spawn(worker::run(
-            state.mail_queue.clone(),
-            state.mailer.clone(),
-            RetryPolicy::default(),
-            stop_worker.clone(),
-        ));
+        let workers: Vec<JoinHandle<()>> = (0..state.settings.config.mail_workers)
+            .map(|_| {
+                tokio::spawn(worker::run(
+                    state.mail_queue.clone(),
+                    state.mailer.clone(),
+                    RetryPolicy::default(),
+                    stop_worker.clone(),
+                ))
+            })
+            .collect();
         let routes = crate::http::routes(state.clone(), socketio);
         let signal = async move {
             shutdown.await;
@@ -266,12 +275,17 @@ impl Application {
             .run_with_graceful_shutdown(routes.boxed(), signal, Some(Duration::from_secs(10)))
             .await
             .context("HTTP server failed")?;
+        // Only the in-process queue loses jobs at exit; a broker keeps them.
+        let in_process = state.settings.config.amqp_url.is_none();
         let drain_until = tokio::time::Instant::now() + Duration::from_secs(5);
-        while state.mail_queue.depth().await.unwrap_or(0) > 0 && tokio::time::Instant::now() < drain_until {
+        while in_process && state.mail_queue.depth().await.unwrap_or(0) > 0 && tokio::time::Instant::now() < drain_until
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         stop_worker.cancel();
-        let _ = worker.await;
+        for worker in workers {
+            let _ = worker.await;
+        }
         Ok(())
     }
 }

@@ -25,6 +25,10 @@ pub struct Config {
     /// Prefix for every Redis key, so several deployments can share one Redis.
     pub redis_prefix: String,
     pub amqp_url: Option<String>,
+    /// The mail queue's name; the original's is `send-otp`.
+    pub amqp_queue: String,
+    /// Unacknowledged mails a worker may hold at once.
+    pub amqp_prefetch: u16,
     /// `smtp://user:pass@host:587?tls=required`, `smtps://user:pass@host:465`, or
     /// `smtp://host:25` for a local relay. Unset: mails go to the log.
     pub smtp_url: Option<String>,
@@ -58,6 +62,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Capacity of the in-process mail queue.
     pub mail_queue_capacity: usize,
+    /// Mails sent in parallel by this instance.
+    pub mail_workers: usize,
     /// Log filter, e.g. `info` or `confab=debug,info`.
     pub log: String,
 }
@@ -72,6 +78,8 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "confab:".into(),
             amqp_url: None,
+            amqp_queue: "send-otp".into(),
+            amqp_prefetch: 16,
             smtp_url: None,
             mail_from: "confab <no-reply@localhost>".into(),
             cloudinary_url: None,
@@ -89,6 +97,7 @@ impl Default for Config {
             max_image_dimension: 8000,
             public_url: None,
             mail_queue_capacity: 10_000,
+            mail_workers: 4,
             log: "info".into(),
         }
     }
@@ -102,6 +111,8 @@ const KEYS: &[&str] = &[
     "redis_url",
     "redis_prefix",
     "amqp_url",
+    "amqp_queue",
+    "amqp_prefetch",
     "smtp_url",
     "mail_from",
     "cloudinary_url",
@@ -119,6 +130,7 @@ const KEYS: &[&str] = &[
     "max_image_dimension",
     "public_url",
     "mail_queue_capacity",
+    "mail_workers",
     "log",
 ];
 
@@ -208,6 +220,15 @@ impl Config {
                 return Err(problem("redis_url", "must start with redis:// or rediss://"));
             }
         }
+        if let Some(amqp) = &self.amqp_url {
+            let url = url::Url::parse(amqp).map_err(|e| problem("amqp_url", format!("not a URL: {e}")))?;
+            if !matches!(url.scheme(), "amqp" | "amqps") {
+                return Err(problem("amqp_url", "must start with amqp:// or amqps://"));
+            }
+        }
+        if self.amqp_queue.trim().is_empty() || self.amqp_prefetch == 0 {
+            return Err(problem("amqp_queue", "queue name must not be empty and amqp_prefetch must be above 0"));
+        }
         if let Some(public) = &self.public_url {
             let url = url::Url::parse(public).map_err(|e| problem("public_url", format!("not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -217,6 +238,9 @@ impl Config {
         if let Some(cloudinary) = &self.cloudinary_url {
             crate::media::cloudinary::Cloudinary::from_url(cloudinary)
                 .map_err(|e| problem("cloudinary_url", e.to_string()))?;
+        }
+        if !(1..=64).contains(&self.mail_workers) {
+            return Err(problem("mail_workers", "must be between 1 and 64"));
         }
         if self.mail_queue_capacity == 0 {
             return Err(problem("mail_queue_capacity", "must be above 0"));

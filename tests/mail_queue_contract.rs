@@ -11,6 +11,7 @@ use common::smtp::SmtpSink;
 use confab::mail::smtp::SmtpMailer;
 use confab::mail::worker::{process_one, Outcome, RetryPolicy};
 use confab::ports::{MailJob, MailQueue, Mailer};
+use confab::queue::amqp::AmqpQueue;
 use confab::queue::memory::MemoryQueue;
 
 fn job(to: &str) -> MailJob {
@@ -79,14 +80,110 @@ macro_rules! queue_contract {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                suite::$case($make().await).await;
+                let (queue, cleanup) = $make().await;
+                suite::$case(queue).await;
+                if let Some(amqp) = cleanup {
+                    amqp.delete_queues().await.unwrap();
+                }
             }
         )*
     };
 }
 
-async fn memory() -> Arc<dyn MailQueue> {
-    Arc::new(MemoryQueue::new(100))
+async fn memory() -> (Arc<dyn MailQueue>, Option<Arc<AmqpQueue>>) {
+    (Arc::new(MemoryQueue::new(100)), None)
+}
+
+fn amqp_url() -> String {
+    std::env::var("CONFAB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The real RabbitMQ the test command starts (or `CONFAB_TEST_AMQP_URL`), with queue
+/// names of the test's own.
+async fn rabbitmq() -> (Arc<dyn MailQueue>, Option<Arc<AmqpQueue>>) {
+    let name = format!("send-otp-test-{}", confab::domain::ObjectId::new());
+    let queue = Arc::new(AmqpQueue::new(&amqp_url(), &name, 16));
+    queue.ping().await.expect("RabbitMQ is running (packaging/test.sh starts it)");
+    (queue.clone(), Some(queue))
+}
+
+queue_contract!(rabbitmq_queue, rabbitmq);
+
+/// Interoperability with the original: its producer publishes plain JSON to a durable
+/// queue with no headers; confab's worker must take it as a first attempt.
+#[tokio::test]
+async fn rabbitmq_reads_the_originals_messages() {
+    use lapin::options::BasicPublishOptions;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    let (queue, cleanup) = rabbitmq().await;
+    let name = queue_name(&cleanup);
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let body = br#"{"to":"legacy@example.com","subject":"Your otp code","body":"Your OTP is 123456. It is valid for 5 minutes"}"#;
+    channel
+        .basic_publish(
+            "".into(),
+            name.as_str().into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), queue.receive()).await.unwrap().unwrap();
+    assert_eq!(delivery.job().to, "legacy@example.com");
+    assert_eq!(delivery.attempts(), 0);
+    delivery.ack().await.unwrap();
+    // Garbage is set aside, not retried forever.
+    channel
+        .basic_publish(
+            "".into(),
+            name.as_str().into(),
+            BasicPublishOptions::default(),
+            b"not json",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    queue.enqueue(job("after-garbage@example.com")).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), queue.receive()).await.unwrap().unwrap();
+    assert_eq!(next.job().to, "after-garbage@example.com");
+    next.ack().await.unwrap();
+    assert_eq!(queue.dead_letters().await.unwrap(), 1);
+    cleanup.unwrap().delete_queues().await.unwrap();
+}
+
+fn queue_name(amqp: &Option<Arc<AmqpQueue>>) -> String {
+    let described = amqp.as_ref().unwrap().describe();
+    described.rsplit("queue ").next().unwrap().trim_end_matches(')').to_string()
+}
+
+/// The worker over RabbitMQ and SMTP: retried while SMTP refuses, delivered once it
+/// accepts, then nothing left in any queue.
+#[tokio::test]
+async fn rabbitmq_worker_retries_through_the_delay_queue() {
+    let (queue, cleanup) = rabbitmq().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down =
+        SmtpMailer::new(&format!("smtp://127.0.0.1:{port}"), "confab <no-reply@localhost>".parse().unwrap()).unwrap();
+    queue.enqueue(job("retry-amqp@example.com")).await.unwrap();
+    let outcome = process_one(queue.as_ref(), &down, &policy(5)).await.unwrap();
+    assert_eq!(outcome, Outcome::Retrying { delay: Duration::from_millis(100) });
+    let sink = SmtpSink::start_on(port);
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), process_one(queue.as_ref(), &down, &policy(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Outcome::Sent);
+    assert!(started.elapsed() >= Duration::from_millis(50), "came back through the delay queue");
+    assert_eq!(sink.mails_to("retry-amqp@example.com").len(), 1);
+    assert_eq!(queue.depth().await.unwrap(), 0);
+    cleanup.unwrap().delete_queues().await.unwrap();
 }
 
 queue_contract!(memory_queue, memory);
