@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use poem::listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener};
 use poem::{EndpointExt, Request, Server};
-use socketioxide::SocketIo;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +26,7 @@ use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
 use crate::queue::amqp::AmqpQueue;
 use crate::queue::memory::MemoryQueue;
 use crate::realtime::presence::Presence;
-use crate::realtime::SocketNotifier;
+use crate::realtime::Realtime;
 use crate::secrets::{self, AdminCredential};
 use crate::services::auth::{AuthService, OtpPolicy};
 use crate::services::chats::ChatService;
@@ -125,8 +124,7 @@ pub struct Application {
     acceptor: BoxAcceptor,
     addrs: Vec<SocketAddr>,
     state: Arc<AppState>,
-    io: SocketIo,
-    socketio: crate::realtime::SocketIoEndpoint,
+    realtime: Realtime,
 }
 
 fn not_yet(key: &str, what: &str) -> anyhow::Error {
@@ -220,8 +218,8 @@ impl Application {
             ..ImageLimits::default()
         };
         let media = Arc::new(MediaService::new(media_store, limits));
-        let (socketio, io) = crate::realtime::build();
-        let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io.clone())), media.clone());
+        let mut realtime = crate::realtime::build(config.redis_url.as_deref(), &config.redis_prefix).await?;
+        let chats = ChatService::new(store.clone(), realtime.notifier.clone(), media.clone());
         let presence = Arc::new(Presence::default());
         let state = Arc::new(AppState {
             settings,
@@ -237,8 +235,8 @@ impl Application {
             admin,
             descriptions,
         });
-        crate::realtime::register(&io, state.clone(), presence);
-        Ok(Self { acceptor, addrs, state, io, socketio })
+        realtime.attach(state.clone(), presence);
+        Ok(Self { acceptor, addrs, state, realtime })
     }
 
     pub fn addrs(&self) -> &[SocketAddr] {
@@ -253,7 +251,8 @@ impl Application {
     /// shutdown does not track upgraded connections), drains in-flight requests and gives
     /// the mail worker a moment to empty the in-process queue.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { acceptor, state, io, socketio, .. } = self;
+        let Self { acceptor, state, realtime, .. } = self;
+        let (socketio, close_sockets) = realtime.into_parts();
         let stop_worker = CancellationToken::new();
         let workers: Vec<JoinHandle<()>> = (0..state.settings.config.mail_workers)
             .map(|_| {
@@ -269,7 +268,7 @@ impl Application {
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");
-            io.close().await;
+            close_sockets.await;
         };
         Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(routes.boxed(), signal, Some(Duration::from_secs(10)))

@@ -333,7 +333,7 @@ mod orphans {
         let media_root = dir.path().join("media");
         let media =
             Arc::new(MediaService::new(Arc::new(LocalMedia::open(&media_root).unwrap()), ImageLimits::default()));
-        let (_endpoint, io) = confab::realtime::build();
+        let (_svc, io) = socketioxide::SocketIo::new_svc();
         io.ns("/", async |_: socketioxide::extract::SocketRef| {});
         let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io)), media);
         let a = store.find_or_create_user(&Email::parse("o-a@example.com").unwrap(), "a").await.unwrap();

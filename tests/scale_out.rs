@@ -7,15 +7,100 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::sio::RawSocket;
 use common::smtp::SmtpSink;
 use common::TestApp;
 use serde_json::json;
+
+fn redis_url() -> String {
+    std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn ready(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get("/readyz", None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "instance not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Real time across instances through socketioxide's Redis adapter: a message POSTed on
+/// A reaches a socket on B, B's reader makes A's socket see `messagesSeen`, and the
+/// online list on A includes a user connected only to B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_on_two_instances_act_as_one() {
+    let shared_dir = tempfile::tempdir().unwrap();
+    let tag = confab::domain::ObjectId::new();
+    let configure = |c: &mut confab::config::Config| {
+        c.data_dir = shared_dir.path().to_path_buf();
+        c.redis_url = Some(redis_url());
+        c.redis_prefix = format!("confab-test:{tag}:");
+    };
+    let a = TestApp::spawn_with(configure).await;
+    let b = TestApp::spawn_with(configure).await;
+    ready(&a).await;
+    ready(&b).await;
+    let (alice, alice_token) = a.user_with_token("cluster-alice@example.com").await;
+    let (bob, bob_token) = a.user_with_token("cluster-bob@example.com").await;
+    let (status, chat) =
+        a.post("/api/v1/chat/new", json!({ "otherUserId": alice.id.to_hex() }), Some(&bob_token)).await;
+    assert_eq!(status, 201, "{chat}");
+    let chat_id = chat["chatId"].as_str().unwrap().to_string();
+
+    let mut alice_on_b = RawSocket::connect(&b.base, &alice_token).await;
+    let mut bob_on_a = RawSocket::connect(&a.base, &bob_token).await;
+    let both = [alice.id.to_hex(), bob.id.to_hex()];
+    let online = bob_on_a
+        .wait_for("getOnlineUser", Duration::from_secs(10), |list| {
+            let ids: Vec<&str> = list.as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+            both.iter().all(|id| ids.contains(&id.as_str()))
+        })
+        .await;
+    assert!(online.is_some(), "A's online list includes Alice, who is connected only to B");
+
+    let mut latencies = Vec::new();
+    for i in 0..200 {
+        let started = Instant::now();
+        let (status, sent) =
+            a.post("/api/v1/message", json!({ "chatId": chat_id, "text": format!("hop {i}") }), Some(&bob_token)).await;
+        assert_eq!(status, 201, "{sent}");
+        let id = sent["message"]["_id"].as_str().unwrap().to_string();
+        let got = alice_on_b.wait_for("newMessage", Duration::from_secs(5), |m| m["_id"] == id.as_str()).await;
+        assert!(got.is_some(), "message {i} posted on A reached the socket on B");
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "POST on A → newMessage on B: p50 {:.2} ms, p99 {:.2} ms over {} messages",
+        latencies[latencies.len() / 2].as_secs_f64() * 1e3,
+        latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e3,
+        latencies.len()
+    );
+
+    // Alice (on B) opens the chat: the messages become seen and Bob (on A) is told.
+    let (status, _) = b.get(&format!("/api/v1/message/{chat_id}"), Some(&alice_token)).await;
+    assert_eq!(status, 200);
+    let seen = bob_on_a
+        .wait_for("messagesSeen", Duration::from_secs(5), |p| {
+            p["chatId"] == chat_id.as_str() && p["seenBy"] == alice.id.to_hex().as_str()
+        })
+        .await
+        .expect("messagesSeen crossed instances");
+    assert_eq!(seen["messageIds"].as_array().unwrap().len(), 200);
+
+    // With Alice viewing the chat on B, a message posted on A is seen at once.
+    alice_on_b.emit("joinChat", &json!(chat_id)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, sent) =
+        a.post("/api/v1/message", json!({ "chatId": chat_id, "text": "seen at once" }), Some(&bob_token)).await;
+    assert_eq!(sent["message"]["seen"], true, "A saw through Redis that Alice has the chat open on B");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_login_state_and_deliver_each_mail_once() {
     let sink = SmtpSink::start();
     let shared_dir = tempfile::tempdir().unwrap();
-    let redis_url = std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis_url = redis_url();
     let amqp_url =
         std::env::var("CONFAB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let tag = confab::domain::ObjectId::new();
@@ -31,13 +116,8 @@ async fn two_instances_share_login_state_and_deliver_each_mail_once() {
     };
     let a = TestApp::spawn_with(configure).await;
     let b = TestApp::spawn_with(configure).await;
-    for app in [&a, &b] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while app.get("/readyz", None).await.0 != 200 {
-            assert!(Instant::now() < deadline, "instance not ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    ready(&a).await;
+    ready(&b).await;
 
     // 200 codes requested, alternating instances.
     let emails: Vec<String> = (0..200).map(|i| format!("scale-{i}-{tag}@example.com")).collect();

@@ -16,7 +16,6 @@ use poem_openapi::OpenApiService;
 
 use crate::app::AppState;
 use crate::config::CorsOrigins;
-use crate::realtime::SocketIoEndpoint;
 
 pub type Apis = (health::HealthApi, users::UsersApi, chats::ChatsApi);
 
@@ -55,7 +54,7 @@ fn media_files(root: &std::path::Path) -> impl Endpoint {
         })
 }
 
-pub fn routes(state: Arc<AppState>, socketio: SocketIoEndpoint) -> impl Endpoint {
+pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'static, poem::Response>) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();

@@ -7,6 +7,7 @@ use http_body_util::Full;
 use poem::endpoint::{BoxEndpoint, TowerCompatExt};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, EndpointExt, Request, Response};
+use socketioxide::adapter::Adapter;
 use socketioxide::service::SocketIoService;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower_service::Service;
@@ -37,13 +38,13 @@ impl<B> Service<http::Request<B>> for NotFound {
     }
 }
 
-pub struct SocketIoEndpoint {
+pub struct SocketIoEndpoint<A: Adapter> {
     polling: BoxEndpoint<'static, Response>,
-    streams: SocketIoService<NotFound>,
+    streams: SocketIoService<NotFound, A>,
 }
 
-impl SocketIoEndpoint {
-    pub fn new(svc: SocketIoService<NotFound>) -> Self {
+impl<A: Adapter> SocketIoEndpoint<A> {
+    pub fn new(svc: SocketIoService<NotFound, A>) -> Self {
         Self { polling: svc.clone().compat().boxed(), streams: svc }
     }
 
@@ -93,7 +94,7 @@ fn is_websocket_upgrade(req: &Request) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-impl Endpoint for SocketIoEndpoint {
+impl<A: Adapter> Endpoint for SocketIoEndpoint<A> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {

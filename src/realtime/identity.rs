@@ -3,6 +3,7 @@
 //! the original's unverified `?userId=` only with `legacy_socket_identity = true`.
 
 use serde_json::Value;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
 use super::SocketUser;
@@ -17,7 +18,7 @@ pub enum Refused {
     Rejected(String),
 }
 
-fn token_from(socket: &SocketRef, auth: &Value) -> Option<String> {
+fn token_from<A: Adapter>(socket: &SocketRef<A>, auth: &Value) -> Option<String> {
     if let Some(t) = auth.get("token").and_then(Value::as_str) {
         return Some(t.trim_start_matches("Bearer ").to_string());
     }
@@ -34,7 +35,7 @@ fn token_from(socket: &SocketRef, auth: &Value) -> Option<String> {
         .find_map(|kv| kv.trim().strip_prefix("token=").map(str::to_string))
 }
 
-fn legacy_user_id(socket: &SocketRef, auth: &Value) -> Option<String> {
+fn legacy_user_id<A: Adapter>(socket: &SocketRef<A>, auth: &Value) -> Option<String> {
     if let Some(id) = auth.get("userId").and_then(Value::as_str) {
         return Some(id.to_string());
     }
@@ -42,7 +43,7 @@ fn legacy_user_id(socket: &SocketRef, auth: &Value) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "userId").map(|(_, v)| v.into_owned())
 }
 
-pub async fn authenticate(socket: &SocketRef, auth: &Value, state: &AppState) -> Result<(), Refused> {
+pub async fn authenticate<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &AppState) -> Result<(), Refused> {
     let user = match token_from(socket, auth) {
         Some(token) => state.auth.authenticate(&token).await.map_err(|e| Refused::Rejected(e.to_string()))?.id,
         None if state.settings.config.legacy_socket_identity => {

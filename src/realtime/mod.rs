@@ -1,9 +1,11 @@
 //! Socket.IO: identity, chat rooms, typing relays, presence broadcasts, and the
 //! [`Notifier`] the chat service uses to push messages and seen receipts.
 //!
-//! Rooms: every connection joins its user's room (`<userId>`), so events go to users,
-//! not to one remembered socket; `joinChat` adds the chat room (`<chatId>`) and a
-//! viewing room (`<chatId>:<userId>`) used for the seen-at-send rule.
+//! Rooms: every connection joins its user's room (`user:<userId>`), so events go to
+//! users, not to one remembered socket; `joinChat` adds the chat room (`<chatId>`) and a
+//! viewing room (`<chatId>:<userId>`) used for the seen-at-send rule. With `redis_url`
+//! set, socketioxide's Redis adapter carries emits and room queries to every instance,
+//! so the online list (the `user:` rooms of the whole cluster) and messages span them.
 
 mod bridge;
 mod identity;
@@ -12,11 +14,18 @@ pub mod presence;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use poem::endpoint::BoxEndpoint;
+use poem::{EndpointExt, Response};
 use serde_json::{json, Value};
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
+use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
+use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 pub use bridge::SocketIoEndpoint;
 use presence::Presence;
@@ -33,11 +42,86 @@ pub struct SocketUser(pub ObjectId);
 /// How long presence changes must pause before the online list is broadcast.
 pub const PRESENCE_QUIET: Duration = Duration::from_millis(100);
 
-/// Builds the Socket.IO server and its poem endpoint; handlers are attached by
-/// [`register`] once the application state exists.
-pub fn build() -> (SocketIoEndpoint, SocketIo) {
-    let (svc, io) = SocketIo::builder().build_with_inner_svc(bridge::NotFound);
-    (SocketIoEndpoint::new(svc), io)
+const USER_ROOM_PREFIX: &str = "user:";
+
+fn user_room(user: &ObjectId) -> String {
+    format!("{USER_ROOM_PREFIX}{user}")
+}
+
+/// The Socket.IO server, whichever adapter it runs on.
+pub struct Realtime {
+    pub endpoint: BoxEndpoint<'static, Response>,
+    pub notifier: Arc<dyn Notifier>,
+    attach: Box<dyn FnOnce(Arc<AppState>, Arc<Presence>) + Send>,
+    close: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
+    pub adapter: String,
+}
+
+impl Realtime {
+    /// Attaches the namespace handlers and starts the presence broadcaster.
+    pub fn attach(&mut self, state: Arc<AppState>, presence: Arc<Presence>) {
+        let attach = std::mem::replace(&mut self.attach, Box::new(|_, _| {}));
+        attach(state, presence);
+    }
+
+    /// The endpoint to mount at `/socket.io`, and the future that closes every
+    /// connection (poem's graceful shutdown does not track upgraded ones).
+    pub fn into_parts(self) -> (BoxEndpoint<'static, Response>, BoxFuture<'static, ()>) {
+        (self.endpoint, (self.close)())
+    }
+}
+
+fn assemble<A: Adapter + DefinedAdapter>(
+    svc: socketioxide::service::SocketIoService<bridge::NotFound, A>,
+    io: SocketIo<A>,
+    adapter: String,
+) -> Realtime {
+    let (attach_io, close_io) = (io.clone(), io.clone());
+    Realtime {
+        endpoint: SocketIoEndpoint::new(svc).boxed(),
+        notifier: Arc::new(SocketNotifier::new(io)),
+        attach: Box::new(move |state, presence| register(&attach_io, state, presence)),
+        close: Box::new(move || Box::pin(async move { close_io.close().await })),
+        adapter,
+    }
+}
+
+/// Builds the Socket.IO server: in-memory, or on socketioxide's Redis adapter when
+/// `redis_url` is set (waiting, with one log line per attempt, until Redis answers).
+pub async fn build(redis_url: Option<&str>, key_prefix: &str) -> anyhow::Result<Realtime> {
+    let Some(url) = redis_url else {
+        let (svc, io) = SocketIo::builder().build_with_inner_svc(bridge::NotFound);
+        return Ok(assemble(svc, io, "in-memory".into()));
+    };
+    // The adapter needs RESP3 (pub/sub on a multiplexed connection).
+    let url = if url.contains("protocol=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    let client = redis::Client::open(url.as_str()).context("redis_url is not a valid Redis URL")?;
+    let shown = crate::config::mask_url_password(&url);
+    let mut delay = Duration::from_millis(200);
+    let ctr = loop {
+        // Channels under the deployment's key prefix, so deployments sharing a Redis stay apart.
+        let config = RedisAdapterConfig::new()
+            .with_prefix(format!("{key_prefix}socket.io"))
+            .with_request_timeout(Duration::from_secs(3));
+        match RedisAdapterCtr::new_with_redis_config(&client, config).await {
+            Ok(ctr) => break ctr,
+            Err(e) => {
+                tracing::error!(
+                    "Socket.IO Redis adapter: Redis at {shown} is unreachable ({e}); retrying in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    let (svc, io) = SocketIo::builder().with_adapter::<RedisAdapter<_>>(ctr).build_with_inner_svc(bridge::NotFound);
+    Ok(assemble(svc, io, format!("redis ({shown})")))
 }
 
 fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
@@ -45,18 +129,18 @@ fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
 }
 
 /// The pushes the REST handlers need, over Socket.IO.
-pub struct SocketNotifier {
-    io: SocketIo,
+pub struct SocketNotifier<A: Adapter> {
+    io: SocketIo<A>,
 }
 
-impl SocketNotifier {
-    pub fn new(io: SocketIo) -> Self {
+impl<A: Adapter> SocketNotifier<A> {
+    pub fn new(io: SocketIo<A>) -> Self {
         Self { io }
     }
 }
 
 #[async_trait]
-impl Notifier for SocketNotifier {
+impl<A: Adapter> Notifier for SocketNotifier<A> {
     async fn is_viewing(&self, user: &ObjectId, chat: &ObjectId) -> bool {
         match self.io.to(viewing_room(chat, user)).fetch_sockets().await {
             Ok(sockets) => !sockets.is_empty(),
@@ -70,7 +154,7 @@ impl Notifier for SocketNotifier {
     async fn message_created(&self, message: &Message, members: [ObjectId; 2]) {
         let payload = MessageJson::from(message).into_value();
         // One broadcast to the union of rooms: every connection gets it exactly once.
-        let rooms = vec![message.chat_id.to_hex(), members[0].to_hex(), members[1].to_hex()];
+        let rooms = vec![message.chat_id.to_hex(), user_room(&members[0]), user_room(&members[1])];
         if let Err(e) = self.io.to(rooms).emit("newMessage", &payload).await {
             tracing::warn!(error = %e, "newMessage broadcast failed");
         }
@@ -82,7 +166,7 @@ impl Notifier for SocketNotifier {
             "seenBy": seen_by.to_hex(),
             "messageIds": ids.iter().map(ObjectId::to_hex).collect::<Vec<_>>(),
         });
-        if let Err(e) = self.io.to(notify.to_hex()).emit("messagesSeen", &payload).await {
+        if let Err(e) = self.io.to(user_room(notify)).emit("messagesSeen", &payload).await {
             tracing::warn!(error = %e, "messagesSeen broadcast failed");
         }
     }
@@ -94,43 +178,42 @@ fn chat_id_in(payload: &Value) -> Option<&str> {
     payload.as_str().or_else(|| payload.get("chatId").and_then(Value::as_str))
 }
 
-fn user_of(socket: &SocketRef) -> Option<ObjectId> {
+fn user_of<A: Adapter>(socket: &SocketRef<A>) -> Option<ObjectId> {
     socket.extensions.get::<SocketUser>().map(|u| u.0)
 }
 
-fn reply(ack: AckSender, ok: bool, message: &str) {
+fn reply<A: Adapter>(ack: AckSender<A>, ok: bool, message: &str) {
     // Only sent when the client asked for an acknowledgement.
     let _ = ack.send(&json!({ "ok": ok, "message": message }));
 }
 
-/// Attaches the namespace handlers and starts the presence broadcaster.
-pub fn register(io: &SocketIo, state: Arc<AppState>, presence: Arc<Presence>) {
+fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, state: Arc<AppState>, presence: Arc<Presence>) {
     let on_connect = {
         let (state, presence) = (state.clone(), presence.clone());
-        move |socket: SocketRef| {
+        move |socket: SocketRef<A>| {
             let (state, presence) = (state.clone(), presence.clone());
             async move { on_connect(socket, state, presence).await }
         }
     };
     let authenticate = {
         let state = state.clone();
-        move |socket: SocketRef, Data(auth): Data<Value>| {
+        move |socket: SocketRef<A>, Data(auth): Data<Value>| {
             let state = state.clone();
             async move { identity::authenticate(&socket, &auth, &state).await }
         }
     };
-    io.ns("/", on_connect.with(authenticate));
+    io.ns("/", on_connect.with(authenticate)).spawn();
     tokio::spawn(broadcast_presence(io.clone(), presence));
 }
 
-async fn on_connect(socket: SocketRef, state: Arc<AppState>, presence: Arc<Presence>) {
+async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, presence: Arc<Presence>) {
     let Some(user) = user_of(&socket) else { return };
-    socket.join(user.to_hex());
+    socket.join(user_room(&user));
     presence.connected(user);
 
     socket.on("joinChat", {
         let state = state.clone();
-        move |socket: SocketRef, Data(payload): Data<Value>, ack: AckSender| {
+        move |socket: SocketRef<A>, Data(payload): Data<Value>, ack: AckSender<A>| {
             let state = state.clone();
             async move {
                 let Some(chat_id) = chat_id_in(&payload) else {
@@ -149,13 +232,13 @@ async fn on_connect(socket: SocketRef, state: Arc<AppState>, presence: Arc<Prese
             }
         }
     });
-    socket.on("leaveChat", move |socket: SocketRef, Data(payload): Data<Value>| async move {
+    socket.on("leaveChat", move |socket: SocketRef<A>, Data(payload): Data<Value>| async move {
         if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
             socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
         }
     });
     for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
-        socket.on(event, move |socket: SocketRef, Data(payload): Data<Value>| async move {
+        socket.on(event, move |socket: SocketRef<A>, Data(payload): Data<Value>| async move {
             let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
             let room = chat.to_hex();
             // Only members joined to the chat can relay; the user id is the verified one.
@@ -166,7 +249,7 @@ async fn on_connect(socket: SocketRef, state: Arc<AppState>, presence: Arc<Prese
             let _ = socket.to(room).emit(relayed, &payload).await;
         });
     }
-    socket.on_disconnect(move |socket: SocketRef| {
+    socket.on_disconnect(move |socket: SocketRef<A>| {
         let presence = presence.clone();
         async move {
             if let Some(user) = user_of(&socket) {
@@ -176,6 +259,18 @@ async fn on_connect(socket: SocketRef, state: Arc<AppState>, presence: Arc<Prese
     });
 }
 
+/// Everyone online on every instance: the users' rooms, which the adapter collects from
+/// the whole cluster. Falls back to this instance's view if that query fails.
+async fn online_users<A: Adapter>(io: &SocketIo<A>, presence: &Presence) -> Vec<String> {
+    match io.rooms().await {
+        Ok(rooms) => rooms.iter().filter_map(|room| room.strip_prefix(USER_ROOM_PREFIX).map(str::to_string)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not collect the cluster's online users; sending this instance's");
+            presence.online_ids()
+        }
+    }
+}
+
 /// Bytes per second the online-list broadcasts may cost (recipients × list size). A
 /// small site never notices it; with thousands online it spaces broadcasts out so they
 /// cannot starve connects and messages.
@@ -183,12 +278,12 @@ pub const PRESENCE_BUDGET_BYTES_PER_SEC: f64 = 200e6;
 
 /// Sends the online list to everyone once changes settle, within the byte budget. The
 /// list is serialised once per broadcast, not per recipient.
-async fn broadcast_presence(io: SocketIo, presence: Arc<Presence>) {
+async fn broadcast_presence<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>) {
     let mut next_allowed = tokio::time::Instant::now();
     loop {
         presence.settled_change(PRESENCE_QUIET).await;
         tokio::time::sleep_until(next_allowed).await;
-        let list = presence.online_ids();
+        let list = online_users(&io, &presence).await;
         let recipients = io.sockets().len();
         // The original's event name, and the plural some of its clones listen to.
         for event in ["getOnlineUser", "getOnlineUsers"] {

@@ -1,0 +1,71 @@
+//! A minimal Socket.IO v5 client over WebSocket, for Rust-side tests that need a socket
+//! alongside HTTP calls (the JS client covers the protocol itself in tests/js).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct RawSocket {
+    ws: Ws,
+}
+
+impl RawSocket {
+    /// Connects with `auth: {token}` and waits for the namespace's acceptance.
+    pub async fn connect(base: &str, token: &str) -> Self {
+        let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
+        let mut socket = Self { ws };
+        let open = socket.next_frame(Duration::from_secs(5)).await.expect("open packet");
+        assert!(open.starts_with('0'), "{open}");
+        socket.ws.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await.unwrap();
+        let ack = socket.next_frame(Duration::from_secs(5)).await.expect("connect answer");
+        assert!(ack.starts_with("40"), "namespace refused: {ack}");
+        socket
+    }
+
+    async fn next_frame(&mut self, timeout: Duration) -> Option<String> {
+        loop {
+            match tokio::time::timeout(timeout, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                    self.ws.send(Message::text("3")).await.ok()?;
+                }
+                Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next event as (name, payload), or None after `timeout` without one.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.next_frame(left).await?;
+            if let Some(json) = frame.strip_prefix("42") {
+                let v: Value = serde_json::from_str(json).ok()?;
+                return Some((v[0].as_str()?.to_string(), v[1].clone()));
+            }
+        }
+    }
+
+    /// Waits for an event named `name` whose payload satisfies `matches`.
+    pub async fn wait_for(&mut self, name: &str, timeout: Duration, matches: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (event, payload) = self.next_event(left).await?;
+            if event == name && matches(&payload) {
+                return Some(payload);
+            }
+        }
+    }
+
+    pub async fn emit(&mut self, event: &str, payload: &Value) {
+        self.ws.send(Message::text(format!("42{}", serde_json::json!([event, payload])))).await.unwrap();
+    }
+}
