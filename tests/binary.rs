@@ -180,3 +180,13 @@ fn help_lists_the_commands() {
         assert!(help.contains(word), "{word} in --help:\n{help}");
     }
 }
+
+#[test]
+fn the_packaged_example_config_is_valid() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/confab.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = confab(dir.path()).arg("--config").arg(&example).arg("config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("data_dir = \"/var/lib/confab\""), "{shown}");
+}
