@@ -95,6 +95,21 @@ async fn seed(n: usize) -> (tempfile::TempDir, Vec<(User, String)>) {
     (dir, users)
 }
 
+/// Opens the chat between the token's user and `other`; returns its id.
+async fn open_chat(http: &reqwest::Client, base: &str, token: &str, other: &User) -> String {
+    let chat: serde_json::Value = http
+        .post(format!("{base}/api/v1/chat/new"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "otherUserId": other.id.to_hex() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    chat["chatId"].as_str().unwrap().to_string()
+}
+
 enum Event {
     Connected,
     Refused(String),
@@ -228,17 +243,7 @@ async fn roundtrip(messages: usize) {
     let (alice, bob) = (&seeded[0], &seeded[1]);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", server.port);
-    let chat: serde_json::Value = http
-        .post(format!("{base}/api/v1/chat/new"))
-        .bearer_auth(&alice.1)
-        .json(&serde_json::json!({ "otherUserId": bob.0.id.to_hex() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chat_id = chat["chatId"].as_str().unwrap().to_string();
+    let chat_id = open_chat(&http, &base, &alice.1, &bob.0).await;
     let (tx, mut events) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     tokio::spawn(socket_client(server.port, bob.1.clone(), tx, Some(out_rx)));
@@ -302,17 +307,7 @@ async fn uploads(count: usize, concurrency: usize) {
     let server = Server::start(dir);
     let base = format!("http://127.0.0.1:{}", server.port);
     let http = reqwest::Client::new();
-    let chat: serde_json::Value = http
-        .post(format!("{base}/api/v1/chat/new"))
-        .bearer_auth(&seeded[0].1)
-        .json(&serde_json::json!({ "otherUserId": seeded[1].0.id.to_hex() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chat_id = chat["chatId"].as_str().unwrap().to_string();
+    let chat_id = open_chat(&http, &base, &seeded[0].1, &seeded[1].0).await;
     let rss_before = server.proc_field("VmRSS:");
     let gate = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
