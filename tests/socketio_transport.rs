@@ -41,3 +41,32 @@ async fn bad_upgrades_get_400_not_101() {
         other => panic!("expected a 400, got {other:?}"),
     }
 }
+
+async fn namespace_answer(base: &str, query: &str) -> String {
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket{query}", base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let _open = ws.next().await;
+    use futures_util::SinkExt;
+    ws.send(Message::text("40")).await.unwrap();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) if t.starts_with("4") => return t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_originals_unverified_user_id_works_only_when_enabled() {
+    let strict = TestApp::spawn().await;
+    let (user, _) = strict.user_with_token("legacy@example.com").await;
+    let refused = namespace_answer(&strict.base, &format!("&userId={}", user.id)).await;
+    assert!(refused.starts_with("44") && refused.contains("Please Login"), "{refused}");
+
+    let legacy = TestApp::spawn_with(|c| c.legacy_socket_identity = true).await;
+    let (user, _) = legacy.user_with_token("legacy@example.com").await;
+    assert!(namespace_answer(&legacy.base, &format!("&userId={}", user.id)).await.starts_with("40{"));
+    let unknown = namespace_answer(&legacy.base, "&userId=66ab1c2d3e4f5a6b7c8d9e0f").await;
+    assert!(unknown.starts_with("44") && unknown.contains("Unknown user"), "{unknown}");
+}
