@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or this one:
 #   1. installs what the tests talk to when it is missing (an SMTP server for the tests
-#      to read mail back from, Redis, RabbitMQ, Node.js for the official Socket.IO
-#      client) and starts Redis and RabbitMQ if they are not answering;
+#      to read mail back from, Redis, RabbitMQ, a MongoDB-compatible server, Node.js for
+#      the official Socket.IO client) and starts the servers that are not answering;
 #   2. checks formatting and lints;
 #   3. runs every test (cargo nextest when installed, else cargo test).
 # Needs a Rust toolchain (https://rustup.rs) and root or sudo for apt-get.
@@ -25,6 +25,7 @@ missing=()
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -44,6 +45,22 @@ if ! port_open 5672; then
   say "starting RabbitMQ"
   as_root rabbitmq-server -detached
   wait_port 5672 RabbitMQ 240
+fi
+
+# MongoDB: a real one via CONFAB_TEST_MONGO_URI, else whatever answers on 27017, else
+# SecantusDB (a MongoDB-compatible server; GPL, a test tool only, never linked into
+# confab) from PyPI in a cached virtualenv.
+if [ -z "${CONFAB_TEST_MONGO_URI:-}" ] && ! port_open 27017; then
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/confab-tests/secantus"
+  if [ ! -x "$venv/bin/secantusd-py" ]; then
+    say "installing SecantusDB (MongoDB-compatible test server) into $venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "SecantusDB==0.7.0b3"
+  fi
+  say "starting SecantusDB on 127.0.0.1:27017"
+  nohup "$venv/bin/secantusd-py" --host 127.0.0.1 --port 27017 --storage-path :memory: \
+    > "${TMPDIR:-/tmp}/confab-tests-secantus.log" 2>&1 &
+  wait_port 27017 SecantusDB
 fi
 
 say "test clients (npm ci)"

@@ -12,7 +12,7 @@ use poem::{EndpointExt, Request, Server};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::ephemeral::memory::MemoryEphemeral;
 use crate::ephemeral::redis::RedisEphemeral;
 use crate::mail::log::LogMailer;
@@ -32,6 +32,7 @@ use crate::services::auth::{AuthService, OtpPolicy};
 use crate::services::chats::ChatService;
 use crate::services::media::MediaService;
 use crate::services::users::UserService;
+use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Everything request handlers need, shared behind one `Arc`.
@@ -127,29 +128,25 @@ pub struct Application {
     realtime: Realtime,
 }
 
-fn not_yet(key: &str, what: &str) -> anyhow::Error {
-    ConfigError {
-        key: key.into(),
-        problem: format!("{what} is not part of this build of confab yet; unset it to use the embedded default"),
-    }
-    .into()
-}
-
 impl Application {
     /// Opens the backends and binds every listen address (port 0 picks a free port,
     /// which tests use).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let config = &settings.config;
-        for (value, key, what) in [(&config.mongo_uri, "mongo_uri", "the MongoDB store")] {
-            if value.is_some() {
-                return Err(not_yet(key, what));
-            }
-        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
 
-        let db_path = config.data_dir.join("confab.db");
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path)?);
+        let (store, store_description): (Arc<dyn Store>, String) = match &config.mongo_uri {
+            Some(uri) => {
+                let mongo = MongoStore::connect(uri).await?;
+                let description = mongo.describe();
+                (Arc::new(mongo), description)
+            }
+            None => {
+                let db_path = config.data_dir.join("confab.db");
+                (Arc::new(SqliteStore::open(&db_path)?), format!("sqlite ({})", db_path.display()))
+            }
+        };
         let (ephemeral, ephemeral_description): (Arc<dyn Ephemeral>, String) = match &config.redis_url {
             Some(url) => {
                 let redis = RedisEphemeral::connect(url, &config.redis_prefix)?;
@@ -171,7 +168,7 @@ impl Application {
             None => Arc::new(LogMailer),
         };
         let descriptions = Descriptions {
-            store: format!("sqlite ({})", db_path.display()),
+            store: store_description,
             ephemeral: ephemeral_description,
             mail_queue: mail_queue_description,
         };

@@ -16,7 +16,27 @@ fn keys(v: &Value) -> Vec<String> {
 /// Replays the original web client's calls (compat §6.4) and checks every key it reads.
 #[tokio::test]
 async fn web_client_call_sequence() {
-    let app = TestApp::spawn().await;
+    web_client_calls(TestApp::spawn().await).await;
+}
+
+/// The same replay with the MongoDB store (the test command's SecantusDB, or
+/// `CONFAB_TEST_MONGO_URI`), in a database of its own.
+#[tokio::test]
+async fn web_client_call_sequence_on_mongodb() {
+    let base = std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let database = format!("confab_test_{}", confab::domain::ObjectId::new());
+    let uri = match base.split_once('?') {
+        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
+        None => format!("{}/{database}", base.trim_end_matches('/')),
+    };
+    let app = TestApp::spawn_with(|c| c.mongo_uri = Some(uri.clone())).await;
+    let (_, ready) = app.get("/readyz", None).await;
+    assert!(ready["backends"][0]["backend"].as_str().unwrap().starts_with("mongodb"), "{ready}");
+    web_client_calls(app).await;
+    confab::store::mongo::MongoStore::connect(&uri).await.unwrap().drop_database().await.unwrap();
+}
+
+async fn web_client_calls(app: TestApp) {
     let (alice, ta) = app.user_with_token("web-alice@example.com").await;
     let (bob, tb) = app.user_with_token("web-bob@example.com").await;
     let (a_id, b_id) = (alice.id.to_hex(), bob.id.to_hex());

@@ -220,6 +220,39 @@ async fn sqlite() -> (Arc<dyn Store>, Guard) {
 
 store_contract!(sqlite_store, sqlite);
 
+/// A MongoDB server: the one the test command starts (SecantusDB, a MongoDB-compatible
+/// test server) or any real MongoDB in `CONFAB_TEST_MONGO_URI`. Each test gets its own
+/// database, dropped afterwards.
+async fn mongo() -> (Arc<dyn Store>, Guard) {
+    let base = std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let database = format!("confab_test_{}", ObjectId::new());
+    let uri = match base.split_once('?') {
+        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
+        None => format!("{}/{database}", base.trim_end_matches('/')),
+    };
+    let store = Arc::new(confab::store::mongo::MongoStore::connect(&uri).await.unwrap());
+    store.ensure_indexes().await.expect("MongoDB is running (packaging/test.sh starts a test server)");
+    (store.clone(), Box::new(DropDatabase(Some(store))))
+}
+
+struct DropDatabase(Option<Arc<confab::store::mongo::MongoStore>>);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.take() {
+            // The test's runtime is ending; drop the database from a short-lived one.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let _ = rt.block_on(store.drop_database());
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
+store_contract!(mongo_store, mongo);
+
 #[test]
 fn sqlite_migrations_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,4 +266,44 @@ fn sqlite_migrations_survive_reopen() {
         let reopened = SqliteStore::open(&path).unwrap();
         assert!(reopened.user_by_id(&id).await.unwrap().is_some());
     });
+}
+
+/// A database written by the original (member ids as strings, no pairKey, no
+/// tokenVersion, `latestMessage` absent) is read as it is.
+#[tokio::test]
+async fn mongo_reads_the_originals_documents() {
+    use mongodb::bson::{doc, oid::ObjectId as Oid, DateTime};
+    let base = std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let database = format!("confab_test_{}", ObjectId::new());
+    let client = mongodb::Client::with_uri_str(&base).await.unwrap();
+    let db = client.database(&database);
+    let (alice, bob, chat) = (Oid::new(), Oid::new(), Oid::new());
+    let now = DateTime::now();
+    let users = db.collection::<mongodb::bson::Document>("users");
+    users.insert_one(doc! { "_id": alice, "name": "alice@ex", "email": "alice@example.com", "createdAt": now, "updatedAt": now, "__v": 0 }).await.unwrap();
+    users.insert_one(doc! { "_id": bob, "name": "bob@exam", "email": "bob@example.com", "createdAt": now, "updatedAt": now, "__v": 0 }).await.unwrap();
+    db.collection::<mongodb::bson::Document>("chats")
+        .insert_one(
+            doc! { "_id": chat, "users": [alice.to_hex(), bob.to_hex()], "createdAt": now, "updatedAt": now, "__v": 0 },
+        )
+        .await
+        .unwrap();
+    let uri = match base.split_once('?') {
+        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
+        None => format!("{}/{database}", base.trim_end_matches('/')),
+    };
+    let store = confab::store::mongo::MongoStore::connect(&uri).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let alice_id = ObjectId::parse(&alice.to_hex()).unwrap();
+    let bob_id = ObjectId::parse(&bob.to_hex()).unwrap();
+    let me = store.user_by_id(&alice_id).await.unwrap().unwrap();
+    assert_eq!((me.name.as_str(), me.token_version), ("alice@ex", 0));
+    let (found, created) = store.open_chat(&bob_id, &alice_id).await.unwrap();
+    assert!(!created, "the original's chat is found, not duplicated");
+    assert_eq!(found.id.to_hex(), chat.to_hex());
+    assert_eq!(found.latest_message, None);
+    let list = store.chats_for_user(&alice_id).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].other.as_ref().map(|u| u.id), Some(bob_id));
+    store.drop_database().await.unwrap();
 }

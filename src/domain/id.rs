@@ -37,6 +37,14 @@ impl ObjectId {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    pub fn bytes(&self) -> [u8; 12] {
+        self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; 12]) -> Self {
+        Self(bytes)
+    }
 }
 
 impl Default for ObjectId {

@@ -1,3 +1,4 @@
 //! Store adapters. SQLite is the embedded default; MongoDB comes with `mongo_uri`.
 
+pub mod mongo;
 pub mod sqlite;

@@ -1,0 +1,425 @@
+//! The MongoDB store. Documents keep the original's collections and field names
+//! (`users`, `chats`, `messages`; `chatId`, `sender`, `seen`, `seenAt`, `latestMessage`,
+//! `createdAt`, `__v`), so a database of the original can be pointed at confab. Chat
+//! member ids are strings, as the original stores them. Added fields: `tokenVersion`
+//! on users and `pairKey` on chats (a unique key for one chat per pair of users).
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use mongodb::bson::oid::ObjectId as Oid;
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use crate::config::mask_url_password;
+use crate::domain::{now_ms, Chat, Email, Image, LatestMessage, Message, MessageKind, ObjectId, User};
+use crate::ports::{BackendResult, ChatSummary, HistoryPage, Store};
+
+pub struct MongoStore {
+    db: Database,
+    users: Collection<Document>,
+    chats: Collection<Document>,
+    messages: Collection<Document>,
+    shown_uri: String,
+}
+
+fn oid(id: &ObjectId) -> Oid {
+    Oid::from_bytes(id.bytes())
+}
+
+fn id_of(o: &Oid) -> ObjectId {
+    ObjectId::from_bytes(o.bytes())
+}
+
+fn date(ms: i64) -> DateTime {
+    DateTime::from_millis(ms)
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    e.to_string().contains("E11000")
+        || matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 11000)
+        || matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 11000)
+}
+
+/// A string or ObjectId field as our id (the original stores member ids as strings).
+fn any_id(value: Option<&Bson>) -> anyhow::Result<ObjectId> {
+    match value {
+        Some(Bson::ObjectId(o)) => Ok(id_of(o)),
+        Some(Bson::String(s)) => ObjectId::parse(s).map_err(|e| anyhow!("stored id: {e}")),
+        other => Err(anyhow!("expected an id, found {other:?}")),
+    }
+}
+
+fn millis(d: &Document, key: &str) -> i64 {
+    match d.get(key) {
+        Some(Bson::DateTime(t)) => t.timestamp_millis(),
+        Some(Bson::Int64(n)) => *n,
+        _ => 0,
+    }
+}
+
+fn user_from(d: &Document) -> anyhow::Result<User> {
+    let email = d.get_str("email").context("user without email")?;
+    Ok(User {
+        id: any_id(d.get("_id"))?,
+        name: d.get_str("name").unwrap_or_default().to_string(),
+        email: Email::parse(email).map_err(|e| anyhow!("stored email {email:?}: {e}"))?,
+        created_at: millis(d, "createdAt"),
+        updated_at: millis(d, "updatedAt"),
+        token_version: match d.get("tokenVersion") {
+            Some(Bson::Int64(n)) => *n,
+            Some(Bson::Int32(n)) => i64::from(*n),
+            _ => 0,
+        },
+    })
+}
+
+fn chat_from(d: &Document) -> anyhow::Result<Chat> {
+    let users = d.get_array("users").context("chat without users")?;
+    anyhow::ensure!(users.len() == 2, "chat {:?} does not have two users", d.get("_id"));
+    let latest_message = d.get_document("latestMessage").ok().and_then(|l| {
+        let text = l.get_str("text").ok()?.to_string();
+        let sender = any_id(l.get("sender")).ok()?;
+        Some(LatestMessage { text, sender })
+    });
+    Ok(Chat {
+        id: any_id(d.get("_id"))?,
+        users: [any_id(users.first())?, any_id(users.get(1))?],
+        latest_message,
+        created_at: millis(d, "createdAt"),
+        updated_at: millis(d, "updatedAt"),
+    })
+}
+
+fn message_doc(m: &Message) -> Document {
+    let mut d = doc! {
+        "_id": oid(&m.id),
+        "chatId": oid(&m.chat_id),
+        "sender": m.sender.to_hex(),
+        "text": &m.text,
+        "messageType": m.kind.as_str(),
+        "seen": m.seen,
+        "seenAt": m.seen_at.map(date).map(Bson::DateTime).unwrap_or(Bson::Null),
+        "createdAt": date(m.created_at),
+        "updatedAt": date(m.updated_at),
+        "__v": 0,
+    };
+    if let Some(image) = &m.image {
+        let mut i = doc! { "url": &image.url, "publicId": &image.public_id };
+        if let Some(thumb) = &image.thumb_url {
+            i.insert("thumbUrl", thumb);
+        }
+        d.insert("image", i);
+    }
+    d
+}
+
+fn message_from(d: &Document) -> anyhow::Result<Message> {
+    let image = d.get_document("image").ok().and_then(|i| {
+        Some(Image {
+            url: i.get_str("url").ok()?.to_string(),
+            public_id: i.get_str("publicId").unwrap_or_default().to_string(),
+            thumb_url: i.get_str("thumbUrl").ok().map(str::to_string),
+        })
+    });
+    let kind = d.get_str("messageType").ok().and_then(MessageKind::parse).unwrap_or(MessageKind::Text);
+    Ok(Message {
+        id: any_id(d.get("_id"))?,
+        chat_id: any_id(d.get("chatId"))?,
+        sender: any_id(d.get("sender"))?,
+        text: d.get_str("text").unwrap_or_default().to_string(),
+        image,
+        kind,
+        seen: d.get_bool("seen").unwrap_or(false),
+        seen_at: match d.get("seenAt") {
+            Some(Bson::DateTime(t)) => Some(t.timestamp_millis()),
+            _ => None,
+        },
+        created_at: millis(d, "createdAt"),
+        updated_at: millis(d, "updatedAt"),
+    })
+}
+
+fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("{lo}:{hi}")
+}
+
+impl MongoStore {
+    /// Connects lazily (the driver does) and creates the indexes in the background, so
+    /// an unreachable server costs log lines and 503s, not a failed start.
+    pub async fn connect(uri: &str) -> anyhow::Result<Self> {
+        let mut options = ClientOptions::parse(uri).await.context("mongo_uri is not a valid MongoDB URI")?;
+        options.app_name = Some("confab".into());
+        options.max_pool_size = Some(32);
+        options.connect_timeout = Some(Duration::from_secs(5));
+        options.server_selection_timeout = Some(Duration::from_secs(5));
+        let client = Client::with_options(options)?;
+        let db = client.default_database().unwrap_or_else(|| client.database("confab"));
+        let store = Self {
+            users: db.collection("users"),
+            chats: db.collection("chats"),
+            messages: db.collection("messages"),
+            db,
+            shown_uri: mask_url_password(uri),
+        };
+        let indexes = store.clone_handles();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            while let Err(e) = indexes.ensure_indexes().await {
+                tracing::error!(
+                    "MongoDB at {}: could not create indexes ({e:#}); retrying in {delay:?}",
+                    indexes.shown_uri
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        });
+        Ok(store)
+    }
+
+    fn clone_handles(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            users: self.users.clone(),
+            chats: self.chats.clone(),
+            messages: self.messages.clone(),
+            shown_uri: self.shown_uri.clone(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("mongodb ({}, database {})", self.shown_uri, self.db.name())
+    }
+
+    /// Every index the queries need; safe to run again (and by several instances).
+    pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
+        let unique = IndexOptions::builder().unique(true).build();
+        let sparse_unique = IndexOptions::builder().unique(true).sparse(true).build();
+        self.users.create_index(IndexModel::builder().keys(doc! { "email": 1 }).options(unique).build()).await?;
+        self.chats.create_index(IndexModel::builder().keys(doc! { "users": 1, "updatedAt": -1 }).build()).await?;
+        self.chats
+            .create_index(IndexModel::builder().keys(doc! { "pairKey": 1 }).options(sparse_unique).build())
+            .await?;
+        self.messages
+            .create_index(IndexModel::builder().keys(doc! { "chatId": 1, "createdAt": 1, "_id": 1 }).build())
+            .await?;
+        self.messages
+            .create_index(IndexModel::builder().keys(doc! { "chatId": 1, "seen": 1, "sender": 1 }).build())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the database: for tests.
+    pub async fn drop_database(&self) -> anyhow::Result<()> {
+        Ok(self.db.drop().await?)
+    }
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn find_or_create_user(&self, email: &Email, default_name: &str) -> BackendResult<User> {
+        let now = date(now_ms());
+        let insert = doc! { "$setOnInsert": {
+            "_id": Oid::new(), "name": default_name, "email": email.as_str(),
+            "createdAt": now, "updatedAt": now, "__v": 0, "tokenVersion": 0_i64,
+        }};
+        let upsert = self
+            .users
+            .find_one_and_update(doc! { "email": email.as_str() }, insert)
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await;
+        let found = match upsert {
+            Ok(found) => found,
+            // Two first logins raced; the unique index let one win.
+            Err(e) if is_duplicate_key(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let found = match found {
+            Some(found) => found,
+            None => {
+                self.users.find_one(doc! { "email": email.as_str() }).await?.context("user missing after upsert")?
+            }
+        };
+        user_from(&found)
+    }
+
+    async fn user_by_id(&self, id: &ObjectId) -> BackendResult<Option<User>> {
+        self.users.find_one(doc! { "_id": oid(id) }).await?.as_ref().map(user_from).transpose()
+    }
+
+    async fn list_users(&self) -> BackendResult<Vec<User>> {
+        let docs: Vec<Document> =
+            self.users.find(doc! {}).sort(doc! { "createdAt": 1, "_id": 1 }).await?.try_collect().await?;
+        docs.iter().map(user_from).collect()
+    }
+
+    async fn rename_user(&self, id: &ObjectId, name: &str) -> BackendResult<Option<User>> {
+        let update = doc! { "$set": { "name": name, "updatedAt": date(now_ms()) } };
+        let found = self
+            .users
+            .find_one_and_update(doc! { "_id": oid(id) }, update)
+            .return_document(ReturnDocument::After)
+            .await?;
+        found.as_ref().map(user_from).transpose()
+    }
+
+    async fn bump_token_version(&self, id: &ObjectId) -> BackendResult<Option<User>> {
+        let update = doc! { "$inc": { "tokenVersion": 1_i64 }, "$set": { "updatedAt": date(now_ms()) } };
+        let found = self
+            .users
+            .find_one_and_update(doc! { "_id": oid(id) }, update)
+            .return_document(ReturnDocument::After)
+            .await?;
+        found.as_ref().map(user_from).transpose()
+    }
+
+    async fn open_chat(&self, creator: &ObjectId, other: &ObjectId) -> BackendResult<(Chat, bool)> {
+        let members = vec![creator.to_hex(), other.to_hex()];
+        // A chat of the original has no pairKey: find it by its members first.
+        if let Some(existing) = self.chats.find_one(doc! { "users": { "$all": &members, "$size": 2 } }).await? {
+            return Ok((chat_from(&existing)?, false));
+        }
+        let key = pair_key(creator, other);
+        let new_id = Oid::new();
+        let now = date(now_ms());
+        let insert = doc! { "$setOnInsert": {
+            "_id": new_id, "users": &members, "pairKey": &key, "createdAt": now, "updatedAt": now, "__v": 0,
+        }};
+        let upsert = self
+            .chats
+            .find_one_and_update(doc! { "pairKey": &key }, insert)
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await;
+        let found = match upsert {
+            Ok(found) => found,
+            Err(e) if is_duplicate_key(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let chat = match found {
+            Some(chat) => chat,
+            None => self.chats.find_one(doc! { "pairKey": &key }).await?.context("chat missing after upsert")?,
+        };
+        let created = chat.get_object_id("_id").ok() == Some(new_id);
+        Ok((chat_from(&chat)?, created))
+    }
+
+    async fn chat_by_id(&self, id: &ObjectId) -> BackendResult<Option<Chat>> {
+        self.chats.find_one(doc! { "_id": oid(id) }).await?.as_ref().map(chat_from).transpose()
+    }
+
+    async fn chats_for_user(&self, user: &ObjectId) -> BackendResult<Vec<ChatSummary>> {
+        let me = user.to_hex();
+        // One aggregation: the chats, each with its unseen count and the other member.
+        let pipeline = vec![
+            doc! { "$match": { "users": &me } },
+            doc! { "$sort": { "updatedAt": -1, "_id": -1 } },
+            doc! { "$lookup": {
+                "from": "messages",
+                "let": { "chat": "$_id" },
+                "pipeline": [
+                    { "$match": { "$expr": { "$and": [
+                        { "$eq": ["$chatId", "$$chat"] },
+                        { "$eq": ["$seen", false] },
+                        { "$ne": ["$sender", &me] },
+                    ] } } },
+                    { "$group": { "_id": Bson::Null, "n": { "$sum": 1 } } },
+                ],
+                "as": "unseen",
+            } },
+            doc! { "$lookup": {
+                "from": "users",
+                "let": { "members": "$users" },
+                "pipeline": [
+                    { "$match": { "$expr": { "$and": [
+                        { "$in": [{ "$toString": "$_id" }, "$$members"] },
+                        { "$ne": [{ "$toString": "$_id" }, &me] },
+                    ] } } },
+                ],
+                "as": "other",
+            } },
+        ];
+        let docs: Vec<Document> = self.chats.aggregate(pipeline).await?.try_collect().await?;
+        docs.iter()
+            .map(|d| {
+                let unseen = d
+                    .get_array("unseen")
+                    .ok()
+                    .and_then(|a| a.first())
+                    .and_then(|c| c.as_document())
+                    .and_then(|c| c.get("n"))
+                    .and_then(|n| n.as_i64().or_else(|| n.as_i32().map(i64::from)))
+                    .unwrap_or(0) as u64;
+                let other = d
+                    .get_array("other")
+                    .ok()
+                    .and_then(|a| a.first())
+                    .and_then(|u| u.as_document())
+                    .map(user_from)
+                    .transpose()?;
+                Ok(ChatSummary { chat: chat_from(d)?, other, unseen })
+            })
+            .collect()
+    }
+
+    async fn add_message(&self, message: &Message, latest: &LatestMessage) -> BackendResult<()> {
+        // Without a replica set there are no transactions: the message goes in first, so
+        // a failure in between leaves a stored message and a stale preview, never a
+        // preview of a message that does not exist.
+        self.messages.insert_one(message_doc(message)).await?;
+        let update = doc! { "$set": {
+            "latestMessage": { "text": &latest.text, "sender": latest.sender.to_hex() },
+            "updatedAt": date(message.created_at),
+        }};
+        self.chats.update_one(doc! { "_id": oid(&message.chat_id) }, update).await?;
+        Ok(())
+    }
+
+    async fn messages(&self, chat: &ObjectId, page: &HistoryPage) -> BackendResult<Vec<Message>> {
+        let mut filter = doc! { "chatId": oid(chat) };
+        if let Some(before) = &page.before {
+            let Some(anchor) = self.messages.find_one(doc! { "_id": oid(before), "chatId": oid(chat) }).await? else {
+                return Ok(Vec::new());
+            };
+            let at = anchor.get("createdAt").cloned().unwrap_or(Bson::Null);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "createdAt": { "$lt": at.clone() } },
+                    doc! { "createdAt": at, "_id": { "$lt": oid(before) } },
+                ],
+            );
+        }
+        let mut find = self.messages.find(filter).sort(doc! { "createdAt": -1, "_id": -1 });
+        if let Some(limit) = page.limit {
+            find = find.limit(i64::from(limit));
+        }
+        let docs: Vec<Document> = find.await?.try_collect().await?;
+        let mut messages = docs.iter().map(message_from).collect::<anyhow::Result<Vec<_>>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn mark_seen(&self, chat: &ObjectId, reader: &ObjectId, at: i64) -> BackendResult<Vec<ObjectId>> {
+        let filter = doc! { "chatId": oid(chat), "seen": false, "sender": { "$ne": reader.to_hex() } };
+        let unseen: Vec<Document> =
+            self.messages.find(filter.clone()).projection(doc! { "_id": 1 }).await?.try_collect().await?;
+        let ids: Vec<Oid> = unseen.iter().filter_map(|d| d.get_object_id("_id").ok()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let update = doc! { "$set": { "seen": true, "seenAt": date(at), "updatedAt": date(at) } };
+        self.messages.update_many(doc! { "_id": { "$in": &ids }, "seen": false }, update).await?;
+        Ok(ids.iter().map(id_of).collect())
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        self.db.run_command(doc! { "ping": 1 }).await?;
+        Ok(())
+    }
+}
