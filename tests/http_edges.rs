@@ -130,3 +130,26 @@ async fn swagger_ui_and_spec_are_served() {
         assert!(spec["paths"].get(path).is_some(), "{path} documented");
     }
 }
+
+#[tokio::test]
+async fn web_root_serves_the_exported_web_client() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "<html>home</html>").unwrap();
+    std::fs::write(site.path().join("chat.html"), "<html>chat page</html>").unwrap();
+    std::fs::create_dir(site.path().join("profile")).unwrap();
+    std::fs::write(site.path().join("profile/index.html"), "<html>profile page</html>").unwrap();
+    let root = site.path().to_path_buf();
+    let app = TestApp::spawn_with(|c| c.web_root = Some(root)).await;
+    for (path, expected) in
+        [("/", "home"), ("/chat", "chat page"), ("/chat.html", "chat page"), ("/profile", "profile page")]
+    {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(resp.text().await.unwrap().contains(expected), "{path}");
+    }
+    // The API and unknown paths still answer JSON.
+    assert_eq!(expect_error(app.get("/nothing-here", None).await, 404), "Not found");
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+    expect_error(app.get("/api/v1/me", None).await, 401);
+}

@@ -11,7 +11,7 @@ pub mod users;
 use std::sync::Arc;
 
 use poem::middleware::Cors;
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::OpenApiService;
 
 use crate::app::AppState;
@@ -54,6 +54,24 @@ fn media_files(root: &std::path::Path) -> impl Endpoint {
         })
 }
 
+/// A page of the static web client in `web_root`, for paths nothing else answered:
+/// `/chat` is `chat.html` or `chat/index.html`, `/` is `index.html` (the original's
+/// client built with `output: "export"` has exactly these files).
+async fn web_client_page(root: &std::path::Path, path: &str) -> Option<poem::Response> {
+    let files = poem::endpoint::StaticFilesEndpoint::new(root).index_file("index.html");
+    let trimmed = path.trim_end_matches('/');
+    let candidates = [path.to_string(), format!("{trimmed}.html")];
+    for candidate in candidates.iter().filter(|c| !c.is_empty() && !c.ends_with("/.html")) {
+        let req = poem::Request::builder().uri_str(candidate).finish();
+        if let Ok(resp) = files.call(req).await {
+            if resp.status().is_success() {
+                return Some(resp);
+            }
+        }
+    }
+    None
+}
+
 pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'static, poem::Response>) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
@@ -73,8 +91,22 @@ pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'stati
     if config.cloudinary_url.is_none() {
         route = route.nest("/media", media_files(&config.data_dir.join("media")));
     }
+    let web_root = config.web_root.clone();
     route
         .nest("/", api.with(body_limit))
+        .around(move |inner, req| {
+            let web_root = web_root.clone();
+            async move {
+                let wants_page = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
+                let path = req.uri().path().to_string();
+                match inner.call(req).await {
+                    Err(e) if e.is::<poem::error::NotFoundError>() && wants_page && web_root.is_some() => {
+                        web_client_page(web_root.as_deref().expect("checked"), &path).await.ok_or(e)
+                    }
+                    other => other.map(IntoResponse::into_response),
+                }
+            }
+        })
         .catch_all_error(error::json_error)
         .with(cors)
         // Again outside CORS: its own refusals (origin not allowed) must be JSON too.
