@@ -32,6 +32,7 @@ use crate::services::auth::{AuthService, OtpPolicy};
 use crate::services::chats::ChatService;
 use crate::services::media::MediaService;
 use crate::services::users::UserService;
+use crate::store::metered::MeteredStore;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
 
@@ -121,6 +122,22 @@ impl AppState {
     }
 }
 
+/// Keeps the gauges that reflect backend state current for `/metrics`.
+async fn sample_gauges(state: Arc<AppState>) {
+    let m = crate::metrics::metrics();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Ok(depth) = state.mail_queue.depth().await {
+            m.mail_queue_depth.set(depth as i64);
+        }
+        if let Ok(dead) = state.mail_queue.dead_letters().await {
+            m.mail_dead_letters.set(dead as i64);
+        }
+        m.online_users.set(state.presence.online_count() as i64);
+    }
+}
+
 pub struct Application {
     acceptor: BoxAcceptor,
     addrs: Vec<SocketAddr>,
@@ -136,7 +153,7 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
 
-        let (store, store_description): (Arc<dyn Store>, String) = match &config.mongo_uri {
+        let (unmetered, store_description): (Arc<dyn Store>, String) = match &config.mongo_uri {
             Some(uri) => {
                 let mongo = MongoStore::connect(uri).await?;
                 let description = mongo.describe();
@@ -147,6 +164,7 @@ impl Application {
                 (Arc::new(SqliteStore::open(&db_path)?), format!("sqlite ({})", db_path.display()))
             }
         };
+        let store: Arc<dyn Store> = Arc::new(MeteredStore(unmetered));
         let (ephemeral, ephemeral_description): (Arc<dyn Ephemeral>, String) = match &config.redis_url {
             Some(url) => {
                 let redis = RedisEphemeral::connect(url, &config.redis_prefix)?;
@@ -261,6 +279,7 @@ impl Application {
                 ))
             })
             .collect();
+        let sampler = tokio::spawn(sample_gauges(state.clone()));
         let routes = crate::http::routes(state.clone(), socketio);
         let signal = async move {
             shutdown.await;
@@ -278,6 +297,7 @@ impl Application {
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        sampler.abort();
         stop_worker.cancel();
         for worker in workers {
             let _ = worker.await;

@@ -64,6 +64,8 @@ pub struct Config {
     pub mail_queue_capacity: usize,
     /// Mails sent in parallel by this instance.
     pub mail_workers: usize,
+    /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
     /// Log filter, e.g. `info` or `confab=debug,info`.
     pub log: String,
 }
@@ -98,6 +100,7 @@ impl Default for Config {
             public_url: None,
             mail_queue_capacity: 10_000,
             mail_workers: 4,
+            metrics_token: None,
             log: "info".into(),
         }
     }
@@ -131,6 +134,7 @@ const KEYS: &[&str] = &[
     "public_url",
     "mail_queue_capacity",
     "mail_workers",
+    "metrics_token",
     "log",
 ];
 
@@ -264,6 +268,7 @@ impl Config {
         };
         hide(&mut shown.jwt_secret);
         hide(&mut shown.admin_token);
+        hide(&mut shown.metrics_token);
         for url in [
             &mut shown.mongo_uri,
             &mut shown.redis_url,

@@ -7,6 +7,7 @@ pub mod ephemeral;
 pub mod http;
 pub mod mail;
 pub mod media;
+pub mod metrics;
 pub mod ports;
 pub mod queue;
 pub mod realtime;

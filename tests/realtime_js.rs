@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{TestApp, TEST_JWT_SECRET};
 use serde_json::json;
 
@@ -36,29 +34,26 @@ async fn run_scenario(transports: &str) {
     let (b, tb) = app.user_with_token("rt-b@example.com").await;
     let (c, tc) = app.user_with_token("rt-c@example.com").await;
     let expired = expired_token(&a.id.to_hex());
-    let out = tokio::task::spawn_blocking({
-        let base = app.base.clone();
-        let transports = transports.to_string();
-        let ids = [a.id.to_hex(), b.id.to_hex(), c.id.to_hex()];
-        move || {
-            Command::new("node")
-                .arg("realtime.mjs")
-                .current_dir(dir)
-                .env("CONFAB_URL", base)
-                .env("TRANSPORTS", transports)
-                .env("USER_A", &ids[0])
-                .env("USER_B", &ids[1])
-                .env("USER_C", &ids[2])
-                .env("TOKEN_A", ta)
-                .env("TOKEN_B", tb)
-                .env("TOKEN_C", tc)
-                .env("TOKEN_EXPIRED", expired)
-                .output()
-                .expect("node is installed")
-        }
-    })
-    .await
-    .unwrap();
+    let ids = [a.id.to_hex(), b.id.to_hex(), c.id.to_hex()];
+    let node = tokio::process::Command::new("node")
+        .arg("realtime.mjs")
+        .current_dir(dir)
+        .env("CONFAB_URL", &app.base)
+        .env("TRANSPORTS", transports)
+        .env("USER_A", &ids[0])
+        .env("USER_B", &ids[1])
+        .env("USER_C", &ids[2])
+        .env("TOKEN_A", ta)
+        .env("TOKEN_B", tb)
+        .env("TOKEN_C", tc)
+        .env("TOKEN_EXPIRED", expired)
+        .kill_on_drop(true)
+        .output();
+    // The scenario bounds its own steps; this bounds the process, so CI never hangs.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), node)
+        .await
+        .expect("scenario finished within 90 s")
+        .expect("node is installed");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scenario failed with {transports}:\n{stdout}\n{stderr}");

@@ -72,6 +72,41 @@ async fn web_client_page(root: &std::path::Path, path: &str) -> Option<poem::Res
     None
 }
 
+/// Prometheus text format; behind `Authorization: Bearer <metrics_token>` when set.
+fn metrics_page(req: &poem::Request, token: Option<&str>) -> poem::Result<poem::Response> {
+    use subtle::ConstantTimeEq;
+    if let Some(expected) = token {
+        let given =
+            req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())));
+        if !ok {
+            return Err(poem::Error::from_response(error::json_response(
+                poem::http::StatusCode::UNAUTHORIZED,
+                "A valid metrics token is required",
+            )));
+        }
+    }
+    Ok(poem::Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::metrics().render()))
+}
+
+/// Counts every request by method, route template and final status, with its latency.
+async fn observe_http<E: Endpoint>(inner: std::sync::Arc<E>, req: poem::Request) -> poem::Result<poem::Response> {
+    let method = req.method().as_str().to_string();
+    let route = crate::metrics::route_template(req.uri().path());
+    let started = std::time::Instant::now();
+    let result = inner.call(req).await.map(IntoResponse::into_response);
+    let status = match &result {
+        Ok(resp) => resp.status(),
+        Err(e) => e.status(),
+    };
+    let m = crate::metrics::metrics();
+    m.http_requests.with_label_values(&[&method, &route, status.as_str()]).inc();
+    m.http_duration.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+    result
+}
+
 pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'static, poem::Response>) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
@@ -91,6 +126,14 @@ pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'stati
     if config.cloudinary_url.is_none() {
         route = route.nest("/media", media_files(&config.data_dir.join("media")));
     }
+    let metrics_token = config.metrics_token.clone();
+    route = route.at(
+        "/metrics",
+        poem::get(poem::endpoint::make(move |req: poem::Request| {
+            let expected = metrics_token.clone();
+            async move { metrics_page(&req, expected.as_deref()) }
+        })),
+    );
     let web_root = config.web_root.clone();
     route
         .nest("/", api.with(body_limit))
@@ -112,4 +155,5 @@ pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'stati
         // Again outside CORS: its own refusals (origin not allowed) must be JSON too.
         .catch_all_error(error::json_error)
         .data(state)
+        .around(observe_http)
 }

@@ -37,6 +37,10 @@ pub enum Outcome {
     DeadLettered,
 }
 
+fn count_mail(outcome: &str) {
+    crate::metrics::metrics().mail.with_label_values(&[outcome]).inc();
+}
+
 /// One step of the worker: receive a job, try it once, settle it.
 pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &RetryPolicy) -> anyhow::Result<Outcome> {
     let delivery = queue.receive().await?;
@@ -44,17 +48,22 @@ pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &Re
     match mailer.send(delivery.job()).await {
         Ok(()) => {
             delivery.ack().await?;
+            count_mail("sent");
             Ok(Outcome::Sent)
         }
         Err(error) if attempts + 1 < policy.max_attempts => {
             let delay = policy.delay_after(attempts);
             tracing::warn!(error = %format!("{error:#}"), attempt = attempts + 1, retry_in = ?delay, "mail delivery failed; will retry");
             delivery.retry(delay).await?;
+            count_mail("failed");
+            count_mail("retried");
             Ok(Outcome::Retrying { delay })
         }
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed for good; dead-lettered");
             delivery.dead_letter().await?;
+            count_mail("failed");
+            count_mail("dead_lettered");
             Ok(Outcome::DeadLettered)
         }
     }

@@ -155,8 +155,9 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
         let payload = MessageJson::from(message).into_value();
         // One broadcast to the union of rooms: every connection gets it exactly once.
         let rooms = vec![message.chat_id.to_hex(), user_room(&members[0]), user_room(&members[1])];
-        if let Err(e) = self.io.to(rooms).emit("newMessage", &payload).await {
-            tracing::warn!(error = %e, "newMessage broadcast failed");
+        match self.io.to(rooms).emit("newMessage", &payload).await {
+            Ok(()) => crate::metrics::metrics().messages_delivered.inc(),
+            Err(e) => tracing::warn!(error = %e, "newMessage broadcast failed"),
         }
     }
 
@@ -176,6 +177,10 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
 /// `{chatId}` as some clones do.
 fn chat_id_in(payload: &Value) -> Option<&str> {
     payload.as_str().or_else(|| payload.get("chatId").and_then(Value::as_str))
+}
+
+fn count_event(event: &str) {
+    crate::metrics::metrics().socket_events.with_label_values(&[event]).inc();
 }
 
 fn user_of<A: Adapter>(socket: &SocketRef<A>) -> Option<ObjectId> {
@@ -210,12 +215,14 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
     let Some(user) = user_of(&socket) else { return };
     socket.join(user_room(&user));
     presence.connected(user);
+    crate::metrics::metrics().socket_connections.inc();
 
     socket.on("joinChat", {
         let state = state.clone();
         move |socket: SocketRef<A>, Data(payload): Data<Value>, ack: AckSender<A>| {
             let state = state.clone();
             async move {
+                count_event("joinChat");
                 let Some(chat_id) = chat_id_in(&payload) else {
                     return reply(ack, false, "chatId required");
                 };
@@ -233,12 +240,14 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
         }
     });
     socket.on("leaveChat", move |socket: SocketRef<A>, Data(payload): Data<Value>| async move {
+        count_event("leaveChat");
         if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
             socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
         }
     });
     for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
         socket.on(event, move |socket: SocketRef<A>, Data(payload): Data<Value>| async move {
+            count_event(event);
             let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
             let room = chat.to_hex();
             // Only members joined to the chat can relay; the user id is the verified one.
@@ -254,6 +263,7 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
         async move {
             if let Some(user) = user_of(&socket) {
                 presence.disconnected(user);
+                crate::metrics::metrics().socket_connections.dec();
             }
         }
     });

@@ -17,6 +17,7 @@ use super::tokens::{TokenError, TokenKeys};
 use super::{ServiceError, ServiceResult};
 use crate::domain::{default_name_for, Email, ObjectId, User};
 use crate::mail::otp_mail;
+use crate::metrics::{count_otp, otp as otp_outcome};
 use crate::ports::{Ephemeral, MailQueue, Store};
 
 #[derive(Debug, Clone)]
@@ -88,12 +89,14 @@ impl AuthService {
         if let Some(ip) = client {
             let count = self.ephemeral.increment(&ip_key(ip), self.policy.per_ip_window).await?;
             if count > self.policy.per_ip_limit {
+                count_otp(otp_outcome::RATE_LIMITED);
                 return Err(ServiceError::TooManyRequests(
                     "Too many OTP requests from your network. Please try again later".into(),
                 ));
             }
         }
         if !self.ephemeral.set_if_absent(&resend_key(&email), "true", self.policy.resend_after).await? {
+            count_otp(otp_outcome::RATE_LIMITED);
             return Err(ServiceError::TooManyRequests(
                 "Too many requests. Please wait before requesting new otp".into(),
             ));
@@ -108,6 +111,7 @@ impl AuthService {
             let _ = self.ephemeral.delete(&resend_key(&email)).await;
             return Err(ServiceError::Unavailable(error.context("queueing the OTP mail")));
         }
+        count_otp(otp_outcome::REQUESTED);
         Ok(())
     }
 
@@ -121,6 +125,7 @@ impl AuthService {
         // Count before comparing, so parallel guesses cannot overtake the limit.
         let attempts = self.ephemeral.increment(&attempts_key(&email), self.policy.ttl).await?;
         if attempts > self.policy.max_attempts {
+            count_otp(otp_outcome::LOCKED);
             self.ephemeral.delete(&otp_key(&email)).await?;
             return Err(ServiceError::TooManyRequests("Too many wrong attempts. Please request a new OTP".into()));
         }
@@ -129,6 +134,7 @@ impl AuthService {
         };
         let matches: bool = self.hash_otp(&email, otp).as_bytes().ct_eq(stored.as_bytes()).into();
         if !matches {
+            count_otp(otp_outcome::FAILED);
             if attempts == self.policy.max_attempts {
                 self.ephemeral.delete(&otp_key(&email)).await?;
             }
@@ -141,6 +147,7 @@ impl AuthService {
         self.ephemeral.delete(&attempts_key(&email)).await?;
         let user = self.store.find_or_create_user(&email, &default_name_for(&email)).await?;
         let token = self.issue_token(&user);
+        count_otp(otp_outcome::VERIFIED);
         Ok((user, token))
     }
 

@@ -4,6 +4,9 @@
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 
+// Never hang the test suite: fail loudly instead.
+setTimeout(() => { console.error("scenario exceeded 60 s"); process.exit(2); }, 60000).unref();
+
 const env = (k) => {
   const v = process.env[k];
   if (!v) throw new Error(`missing env ${k}`);
@@ -38,21 +41,30 @@ function client(name, opts) {
 const got = (s, event) => s.events.filter((e) => e.event === event).map((e) => e.payload);
 const lastOnline = (s) => got(s, "getOnlineUser").at(-1) ?? [];
 
+function withTimeout(what, promise, ms = 5000) {
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 function connected(socket) {
-  return new Promise((resolve, reject) => {
+  return withTimeout(`${socket.named} connecting`, new Promise((resolve, reject) => {
     socket.once("connect", resolve);
     socket.once("connect_error", (e) => reject(new Error(`${socket.named}: connect_error ${e.message}`)));
-  });
+  }));
 }
 function refused(socket) {
-  return new Promise((resolve, reject) => {
+  return withTimeout(`${socket.named} being refused`, new Promise((resolve, reject) => {
     socket.once("connect", () => reject(new Error(`${socket.named} connected but should be refused`)));
     socket.once("connect_error", (e) => resolve(e.message));
-  });
+  })).finally(() => socket.close());
 }
 
 async function api(method, path, token, body) {
   const res = await fetch(BASE + path, {
+    signal: AbortSignal.timeout(5000),
     method,
     headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
     body: body ? JSON.stringify(body) : undefined,
@@ -82,7 +94,7 @@ assert.ok([200, 201].includes(opened.status), JSON.stringify(opened));
 const chatId = opened.body.chatId;
 
 // B opens the chat (with an ack, so we know it was processed), A too.
-assert.deepEqual(await b.emitWithAck("joinChat", chatId), { ok: true, message: "joined" });
+assert.deepEqual(await b.timeout(5000).emitWithAck("joinChat", chatId), { ok: true, message: "joined" });
 a.emit("joinChat", chatId); // the original client's way: bare string, no ack
 await sleep(100);
 
@@ -133,7 +145,7 @@ await until("A told B read m2", () =>
 // --- a non-member cannot join, read, post, or overhear ---
 const c = client("C", { extraHeaders: { cookie: `theme=dark; token=${C.token}` } });
 await connected(c);
-const joined = await c.emitWithAck("joinChat", chatId);
+const joined = await c.timeout(5000).emitWithAck("joinChat", chatId);
 assert.equal(joined.ok, false);
 assert.equal(joined.message, "You are not a participant of this chat");
 c.emit("typing", { chatId, userId: C.id });
@@ -160,3 +172,5 @@ a.disconnect();
 await until("B sees A offline once the last tab closed", () => sameSet(lastOnline(b), [B.id]));
 b.disconnect();
 console.log(JSON.stringify({ ok: true, transports: TRANSPORTS, chatId }));
+// Exit now rather than wait for any handle a closed client may keep open.
+process.exit(0);

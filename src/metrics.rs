@@ -1,0 +1,198 @@
+//! Prometheus metrics, served at `/metrics`. One process-wide registry (like the log),
+//! so any layer can count without threading a handle through. Labels are route
+//! templates and fixed outcome names, never ids or emails.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub socket_connections: IntGauge,
+    pub socket_events: IntCounterVec,
+    pub messages_stored: IntCounterVec,
+    pub messages_delivered: IntCounter,
+    pub otp: IntCounterVec,
+    pub mail: IntCounterVec,
+    pub mail_queue_depth: IntGauge,
+    pub mail_dead_letters: IntGauge,
+    pub store_duration: HistogramVec,
+    pub online_users: IntGauge,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    registry.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let latency = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+        let build = IntGaugeVec::new(Opts::new("confab_build_info", "Build information; always 1"), &["version"])
+            .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build)).expect("unique metric");
+        let messages_delivered =
+            IntCounter::new("confab_messages_delivered_total", "newMessage events pushed to sockets")
+                .expect("valid metric");
+        registry.register(Box::new(messages_delivered.clone())).expect("unique metric");
+        Self {
+            http_requests: counter(
+                &registry,
+                "confab_http_requests_total",
+                "HTTP requests by route template and status",
+                &["method", "route", "status"],
+            ),
+            http_duration: histogram(
+                &registry,
+                "confab_http_request_duration_seconds",
+                "HTTP request latency",
+                &["method", "route"],
+                latency.clone(),
+            ),
+            socket_connections: gauge(&registry, "confab_socket_connections", "Open Socket.IO connections"),
+            socket_events: counter(
+                &registry,
+                "confab_socket_events_total",
+                "Socket.IO events received from clients",
+                &["event"],
+            ),
+            messages_stored: counter(&registry, "confab_messages_stored_total", "Messages stored", &["type"]),
+            messages_delivered,
+            otp: counter(&registry, "confab_otp_total", "Login codes by outcome", &["outcome"]),
+            mail: counter(&registry, "confab_mail_total", "Mail deliveries by outcome", &["outcome"]),
+            mail_queue_depth: gauge(&registry, "confab_mail_queue_depth", "Mails waiting to be sent"),
+            mail_dead_letters: gauge(&registry, "confab_mail_dead_letters", "Mails set aside after the last attempt"),
+            store_duration: histogram(
+                &registry,
+                "confab_store_operation_duration_seconds",
+                "Store operation latency",
+                &["operation"],
+                latency,
+            ),
+            online_users: gauge(
+                &registry,
+                "confab_online_users",
+                "Users with at least one connection to this instance",
+            ),
+            registry,
+        }
+    }
+
+    /// Creates the fixed-label series at zero, so they are exported (and `rate()` works)
+    /// before the first event.
+    fn with_known_series(self) -> Self {
+        for outcome in [otp::REQUESTED, otp::VERIFIED, otp::FAILED, otp::LOCKED, otp::RATE_LIMITED] {
+            self.otp.with_label_values(&[outcome]);
+        }
+        for outcome in ["sent", "failed", "retried", "dead_lettered"] {
+            self.mail.with_label_values(&[outcome]);
+        }
+        for kind in ["text", "image"] {
+            self.messages_stored.with_label_values(&[kind]);
+        }
+        for event in ["joinChat", "leaveChat", "typing", "stopTyping"] {
+            self.socket_events.with_label_values(&[event]);
+        }
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+
+    pub fn observe_store(&self, operation: &str, took: Duration) {
+        self.store_duration.with_label_values(&[operation]).observe(took.as_secs_f64());
+    }
+}
+
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics::new().with_known_series())
+}
+
+/// Outcomes of login codes, as counted in `confab_otp_total{outcome}`.
+pub mod otp {
+    pub const REQUESTED: &str = "requested";
+    pub const VERIFIED: &str = "verified";
+    pub const FAILED: &str = "failed";
+    pub const LOCKED: &str = "locked";
+    pub const RATE_LIMITED: &str = "rate_limited";
+}
+
+pub fn count_otp(outcome: &str) {
+    metrics().otp.with_label_values(&[outcome]).inc();
+}
+
+/// The route template for a request path: ids become `:id`, and paths outside the
+/// API collapse into one label, so a scan of random URLs cannot explode the series.
+pub fn route_template(path: &str) -> String {
+    const FIXED: &[&str] = &[
+        "/api/v1/login",
+        "/api/v1/verify",
+        "/api/v1/me",
+        "/api/v1/user/all",
+        "/api/v1/update/user",
+        "/api/v1/chat/new",
+        "/api/v1/chat/all",
+        "/api/v1/message",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ];
+    if FIXED.contains(&path) {
+        return path.to_string();
+    }
+    for (prefix, template) in [
+        ("/api/v1/user/", "/api/v1/user/:id"),
+        ("/api/v1/message/", "/api/v1/message/:chatId"),
+        ("/socket.io", "/socket.io"),
+        ("/media/", "/media/:file"),
+        ("/docs", "/docs"),
+        ("/admin", "/admin"),
+    ] {
+        if path.starts_with(prefix) {
+            return template.to_string();
+        }
+    }
+    if path.starts_with("/api/") {
+        "/api/other".to_string()
+    } else {
+        "/other".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn templates_hide_ids() {
+        use super::route_template as t;
+        assert_eq!(t("/api/v1/user/66ab1c2d3e4f5a6b7c8d9e0f"), "/api/v1/user/:id");
+        assert_eq!(t("/api/v1/user/all"), "/api/v1/user/all");
+        assert_eq!(t("/api/v1/message/66ab1c2d3e4f5a6b7c8d9e0f"), "/api/v1/message/:chatId");
+        assert_eq!(t("/wp-admin/setup.php"), "/other");
+        assert_eq!(t("/api/v2/x"), "/api/other");
+    }
+}
