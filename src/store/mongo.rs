@@ -143,6 +143,30 @@ fn message_from(d: &Document) -> anyhow::Result<Message> {
     })
 }
 
+/// Inserts the `$setOnInsert` document unless `filter` matches one, and returns the
+/// stored document either way. When two callers race, the unique index lets one
+/// insert; the other re-reads what it wrote.
+async fn insert_unless_present(
+    collection: &Collection<Document>,
+    filter: Document,
+    insert: Document,
+) -> anyhow::Result<Document> {
+    let upsert = collection
+        .find_one_and_update(filter.clone(), insert)
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .await;
+    let found = match upsert {
+        Ok(found) => found,
+        Err(e) if is_duplicate_key(&e) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match found {
+        Some(document) => Ok(document),
+        None => collection.find_one(filter).await?.context("document missing right after its upsert"),
+    }
+}
+
 fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     format!("{lo}:{hi}")
@@ -227,24 +251,7 @@ impl Store for MongoStore {
             "_id": Oid::new(), "name": default_name, "email": email.as_str(),
             "createdAt": now, "updatedAt": now, "__v": 0, "tokenVersion": 0_i64,
         }};
-        let upsert = self
-            .users
-            .find_one_and_update(doc! { "email": email.as_str() }, insert)
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await;
-        let found = match upsert {
-            Ok(found) => found,
-            // Two first logins raced; the unique index let one win.
-            Err(e) if is_duplicate_key(&e) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let found = match found {
-            Some(found) => found,
-            None => {
-                self.users.find_one(doc! { "email": email.as_str() }).await?.context("user missing after upsert")?
-            }
-        };
+        let found = insert_unless_present(&self.users, doc! { "email": email.as_str() }, insert).await?;
         user_from(&found)
     }
 
@@ -290,21 +297,7 @@ impl Store for MongoStore {
         let insert = doc! { "$setOnInsert": {
             "_id": new_id, "users": &members, "pairKey": &key, "createdAt": now, "updatedAt": now, "__v": 0,
         }};
-        let upsert = self
-            .chats
-            .find_one_and_update(doc! { "pairKey": &key }, insert)
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await;
-        let found = match upsert {
-            Ok(found) => found,
-            Err(e) if is_duplicate_key(&e) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let chat = match found {
-            Some(chat) => chat,
-            None => self.chats.find_one(doc! { "pairKey": &key }).await?.context("chat missing after upsert")?,
-        };
+        let chat = insert_unless_present(&self.chats, doc! { "pairKey": &key }, insert).await?;
         let created = chat.get_object_id("_id").ok() == Some(new_id);
         Ok((chat_from(&chat)?, created))
     }
