@@ -90,7 +90,7 @@ impl AppState {
                 return forwarded;
             }
         }
-        crate::http::users::peer_ip(req)
+        req.remote_addr().as_socket_addr().map(|a| a.ip())
     }
 
     pub async fn check_backends(&self) -> Vec<BackendCheck> {

@@ -456,6 +456,16 @@ mod tests {
     }
 
     #[test]
+    fn every_key_can_be_set_from_the_environment() {
+        let fields = serde_json::to_value(Config::default()).unwrap();
+        let mut fields: Vec<&str> = fields.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys = KEYS.to_vec();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys, "KEYS must list every Config field, or its CONFAB_* variable is ignored");
+    }
+
+    #[test]
     fn masked_output_hides_secrets() {
         let cfg = Config {
             jwt_secret: Some("supersecretsupersecret".into()),

@@ -181,7 +181,7 @@ async fn login_is_limited_per_client_address() {
 #[tokio::test]
 async fn otp_state_is_shared_through_redis() {
     let sink = SmtpSink::start();
-    let redis_url = std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis_url = common::backends::redis_url();
     let prefix = format!("confab-test:{}:", confab::domain::ObjectId::new());
     let shared = |c: &mut confab::config::Config| {
         c.smtp_url = Some(sink.url());

@@ -23,12 +23,7 @@ async fn web_client_call_sequence() {
 /// `CONFAB_TEST_MONGO_URI`), in a database of its own.
 #[tokio::test]
 async fn web_client_call_sequence_on_mongodb() {
-    let base = std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
-    let database = format!("confab_test_{}", confab::domain::ObjectId::new());
-    let uri = match base.split_once('?') {
-        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
-        None => format!("{}/{database}", base.trim_end_matches('/')),
-    };
+    let (uri, _) = common::backends::mongo_uri_for_new_database();
     let app = TestApp::spawn_with(|c| c.mongo_uri = Some(uri.clone())).await;
     let (_, ready) = app.get("/readyz", None).await;
     assert!(ready["backends"][0]["backend"].as_str().unwrap().starts_with("mongodb"), "{ready}");

@@ -1,5 +1,7 @@
 //! The Ephemeral contract: the same cases run against every adapter.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,11 +105,7 @@ async fn memory() -> Arc<dyn Ephemeral> {
 
 ephemeral_contract!(memory_ephemeral, memory);
 
-/// The real Redis the test command starts (or `CONFAB_TEST_REDIS_URL`); each test gets
-/// its own key prefix.
-pub fn redis_url() -> String {
-    std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use common::backends::redis_url;
 
 async fn redis() -> Arc<dyn Ephemeral> {
     let prefix = format!("confab-test:{}:", confab::domain::ObjectId::new());

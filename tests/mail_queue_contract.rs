@@ -94,9 +94,7 @@ async fn memory() -> (Arc<dyn MailQueue>, Option<Arc<AmqpQueue>>) {
     (Arc::new(MemoryQueue::new(100)), None)
 }
 
-fn amqp_url() -> String {
-    std::env::var("CONFAB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
+use common::backends::amqp_url;
 
 /// The real RabbitMQ the test command starts (or `CONFAB_TEST_AMQP_URL`), with queue
 /// names of the test's own.

@@ -12,9 +12,7 @@ use common::smtp::SmtpSink;
 use common::TestApp;
 use serde_json::json;
 
-fn redis_url() -> String {
-    std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use common::backends::{amqp_url, redis_url};
 
 async fn ready(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -101,8 +99,7 @@ async fn two_instances_share_login_state_and_deliver_each_mail_once() {
     let sink = SmtpSink::start();
     let shared_dir = tempfile::tempdir().unwrap();
     let redis_url = redis_url();
-    let amqp_url =
-        std::env::var("CONFAB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let amqp_url = amqp_url();
     let tag = confab::domain::ObjectId::new();
     let queue = format!("send-otp-test-{tag}");
     let configure = |c: &mut confab::config::Config| {

@@ -1,5 +1,7 @@
 //! The Store contract: the same cases run against every store adapter.
 
+mod common;
+
 use std::sync::Arc;
 
 use confab::domain::{now_ms, Email, LatestMessage, Message, MessageKind, ObjectId, User};
@@ -224,12 +226,7 @@ store_contract!(sqlite_store, sqlite);
 /// test server) or any real MongoDB in `CONFAB_TEST_MONGO_URI`. Each test gets its own
 /// database, dropped afterwards.
 async fn mongo() -> (Arc<dyn Store>, Guard) {
-    let base = std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
-    let database = format!("confab_test_{}", ObjectId::new());
-    let uri = match base.split_once('?') {
-        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
-        None => format!("{}/{database}", base.trim_end_matches('/')),
-    };
+    let (uri, _) = common::backends::mongo_uri_for_new_database();
     let store = Arc::new(confab::store::mongo::MongoStore::connect(&uri).await.unwrap());
     store.ensure_indexes().await.expect("MongoDB is running (packaging/test.sh starts a test server)");
     (store.clone(), Box::new(DropDatabase(Some(store))))
@@ -273,9 +270,8 @@ fn sqlite_migrations_survive_reopen() {
 #[tokio::test]
 async fn mongo_reads_the_originals_documents() {
     use mongodb::bson::{doc, oid::ObjectId as Oid, DateTime};
-    let base = std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
-    let database = format!("confab_test_{}", ObjectId::new());
-    let client = mongodb::Client::with_uri_str(&base).await.unwrap();
+    let (uri, database) = common::backends::mongo_uri_for_new_database();
+    let client = mongodb::Client::with_uri_str(common::backends::mongo_base()).await.unwrap();
     let db = client.database(&database);
     let (alice, bob, chat) = (Oid::new(), Oid::new(), Oid::new());
     let now = DateTime::now();
@@ -288,10 +284,6 @@ async fn mongo_reads_the_originals_documents() {
         )
         .await
         .unwrap();
-    let uri = match base.split_once('?') {
-        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
-        None => format!("{}/{database}", base.trim_end_matches('/')),
-    };
     let store = confab::store::mongo::MongoStore::connect(&uri).await.unwrap();
     store.ensure_indexes().await.unwrap();
     let alice_id = ObjectId::parse(&alice.to_hex()).unwrap();

@@ -1,6 +1,5 @@
 //! The original user service's endpoints, under `/api/v1`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -180,9 +179,4 @@ impl UsersApi {
             token,
         })))
     }
-}
-
-/// Helper for handlers that rate-limit by client address.
-pub(crate) fn peer_ip(req: &Request) -> Option<IpAddr> {
-    req.remote_addr().as_socket_addr().map(|a| a.ip())
 }

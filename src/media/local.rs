@@ -59,11 +59,15 @@ impl MediaStore for LocalMedia {
         let Some(id) = public_id.strip_prefix(&format!("{FOLDER}/")).and_then(|id| ObjectId::parse(id).ok()) else {
             anyhow::bail!("not a local media id: {public_id}");
         };
-        let mut dir = tokio::fs::read_dir(self.root.join(FOLDER)).await?;
-        let prefix = id.to_hex();
-        while let Some(entry) = dir.next_entry().await? {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                tokio::fs::remove_file(entry.path()).await?;
+        // The names are known (`<id>.<ext>`, `<id>_thumb.<ext>`), so no directory scan:
+        // that would grow with every image ever stored.
+        for ext in ["jpg", "png", "gif", "webp"] {
+            for name in [format!("{id}.{ext}"), format!("{id}_thumb.{ext}")] {
+                match tokio::fs::remove_file(self.root.join(FOLDER).join(name)).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(())

@@ -67,10 +67,6 @@ impl Presence {
         self.online.lock().unwrap().keys().map(ObjectId::to_hex).collect()
     }
 
-    pub fn snapshot(&self) -> Vec<(ObjectId, Online)> {
-        self.online.lock().unwrap().iter().map(|(id, o)| (*id, *o)).collect()
-    }
-
     pub fn is_online(&self, user: &ObjectId) -> bool {
         self.online.lock().unwrap().contains_key(user)
     }

@@ -237,6 +237,16 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Applies `update` to one user and returns the user as stored afterwards.
+    async fn update_user(&self, id: &ObjectId, update: Document) -> anyhow::Result<Option<User>> {
+        let found = self
+            .users
+            .find_one_and_update(doc! { "_id": oid(id) }, update)
+            .return_document(ReturnDocument::After)
+            .await?;
+        found.as_ref().map(user_from).transpose()
+    }
+
     /// Removes the database: for tests.
     pub async fn drop_database(&self) -> anyhow::Result<()> {
         Ok(self.db.drop().await?)
@@ -266,23 +276,11 @@ impl Store for MongoStore {
     }
 
     async fn rename_user(&self, id: &ObjectId, name: &str) -> BackendResult<Option<User>> {
-        let update = doc! { "$set": { "name": name, "updatedAt": date(now_ms()) } };
-        let found = self
-            .users
-            .find_one_and_update(doc! { "_id": oid(id) }, update)
-            .return_document(ReturnDocument::After)
-            .await?;
-        found.as_ref().map(user_from).transpose()
+        self.update_user(id, doc! { "$set": { "name": name, "updatedAt": date(now_ms()) } }).await
     }
 
     async fn bump_token_version(&self, id: &ObjectId) -> BackendResult<Option<User>> {
-        let update = doc! { "$inc": { "tokenVersion": 1_i64 }, "$set": { "updatedAt": date(now_ms()) } };
-        let found = self
-            .users
-            .find_one_and_update(doc! { "_id": oid(id) }, update)
-            .return_document(ReturnDocument::After)
-            .await?;
-        found.as_ref().map(user_from).transpose()
+        self.update_user(id, doc! { "$inc": { "tokenVersion": 1_i64 }, "$set": { "updatedAt": date(now_ms()) } }).await
     }
 
     async fn open_chat(&self, creator: &ObjectId, other: &ObjectId) -> BackendResult<(Chat, bool)> {

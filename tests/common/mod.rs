@@ -98,3 +98,29 @@ pub fn expect_error(got: (StatusCode, Value), status: u16) -> String {
 pub fn unique_email(tag: &str) -> String {
     format!("{tag}-{}@example.com", confab::domain::ObjectId::new())
 }
+
+/// The backends the test command starts (or the ones named in `CONFAB_TEST_*`).
+pub mod backends {
+    pub fn redis_url() -> String {
+        std::env::var("CONFAB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    pub fn amqp_url() -> String {
+        std::env::var("CONFAB_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    }
+
+    pub fn mongo_base() -> String {
+        std::env::var("CONFAB_TEST_MONGO_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into())
+    }
+
+    /// A URI for a fresh database of the test's own (name returned too).
+    pub fn mongo_uri_for_new_database() -> (String, String) {
+        let base = mongo_base();
+        let database = format!("confab_test_{}", confab::domain::ObjectId::new());
+        let uri = match base.split_once('?') {
+            Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
+            None => format!("{}/{database}", base.trim_end_matches('/')),
+        };
+        (uri, database)
+    }
+}
