@@ -22,7 +22,7 @@ use crate::media::cloudinary::Cloudinary;
 use crate::media::image::ImageLimits;
 use crate::media::local::LocalMedia;
 use crate::ports::MediaStore;
-use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
+use crate::ports::{Connections, Ephemeral, MailQueue, Mailer, Store};
 use crate::queue::amqp::AmqpQueue;
 use crate::queue::memory::MemoryQueue;
 use crate::realtime::presence::Presence;
@@ -48,6 +48,7 @@ pub struct AppState {
     pub ephemeral: Arc<dyn Ephemeral>,
     pub mail_queue: Arc<dyn MailQueue>,
     pub mailer: Arc<dyn Mailer>,
+    pub connections: Arc<dyn Connections>,
     pub admin: AdminCredential,
     descriptions: Descriptions,
 }
@@ -247,6 +248,7 @@ impl Application {
             ephemeral,
             mail_queue,
             mailer,
+            connections: realtime.connections.clone(),
             admin,
             descriptions,
         });

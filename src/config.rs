@@ -38,6 +38,12 @@ pub struct Config {
     pub cors_origins: String,
     /// Protects the admin console; generated on first start when unset.
     pub admin_token: Option<String>,
+    /// Comma-separated emails whose users may open the admin console after an OTP login.
+    pub admin_emails: String,
+    /// How long an admin console session lasts.
+    pub admin_session_secs: u64,
+    /// This instance's name in the admin console; unset: `<hostname>:<port>`.
+    pub instance_name: Option<String>,
     /// A directory holding a static web client, served at `/`.
     pub web_root: Option<PathBuf>,
     /// Trust `?userId=` in the Socket.IO handshake like the original (insecure).
@@ -87,6 +93,9 @@ impl Default for Config {
             cloudinary_url: None,
             cors_origins: "*".into(),
             admin_token: None,
+            admin_emails: String::new(),
+            admin_session_secs: 3600,
+            instance_name: None,
             web_root: None,
             legacy_socket_identity: false,
             login_ip_limit: 60,
@@ -121,6 +130,9 @@ const KEYS: &[&str] = &[
     "cloudinary_url",
     "cors_origins",
     "admin_token",
+    "admin_emails",
+    "admin_session_secs",
+    "instance_name",
     "web_root",
     "legacy_socket_identity",
     "login_ip_limit",
@@ -200,6 +212,23 @@ impl Config {
             }
         }
         let cors = parse_cors(&self.cors_origins)?;
+        let admin_emails = self
+            .admin_emails
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                crate::domain::Email::parse(e).map_err(|_| problem("admin_emails", format!("{e:?} is not an email")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !(60..=7 * 24 * 3600).contains(&self.admin_session_secs) {
+            return Err(problem("admin_session_secs", "must be between 60 and 604800"));
+        }
+        let instance = match &self.instance_name {
+            Some(name) if name.trim().is_empty() => return Err(problem("instance_name", "must not be empty")),
+            Some(name) => name.trim().to_string(),
+            None => format!("{}:{}", hostname(), listen.first().map(|a| a.port()).unwrap_or_default()),
+        };
         if self.login_ip_limit == 0 || self.login_ip_window_secs == 0 {
             return Err(problem("login_ip_limit", "limit and window must both be above 0"));
         }
@@ -255,7 +284,7 @@ impl Config {
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| problem("log", e.to_string()))?;
-        Ok(Settings { listen, cors, mail_from, config: self })
+        Ok(Settings { listen, cors, mail_from, admin_emails, instance, config: self })
     }
 
     /// The effective configuration as TOML with every secret masked.
@@ -394,7 +423,19 @@ pub struct Settings {
     pub listen: Vec<SocketAddr>,
     pub cors: CorsOrigins,
     pub mail_from: Mailbox,
+    pub admin_emails: Vec<crate::domain::Email>,
+    /// How this instance is named where several serve one deployment.
+    pub instance: String,
     pub config: Config,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "confab".into())
 }
 
 #[cfg(test)]

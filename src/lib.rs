@@ -1,5 +1,6 @@
 //! confab: a self-hostable chat backend in one binary.
 
+pub mod activity;
 pub mod app;
 pub mod config;
 pub mod domain;

@@ -141,8 +141,17 @@ pub mod otp {
     pub const RATE_LIMITED: &str = "rate_limited";
 }
 
+/// Counts a login-code outcome in the metrics and the admin console's timeline.
 pub fn count_otp(outcome: &str) {
     metrics().otp.with_label_values(&[outcome]).inc();
+    if let Some(kind) = crate::activity::Kind::for_otp_outcome(outcome) {
+        crate::activity::activity().count(kind);
+    }
+}
+
+pub fn count_message_stored(kind: &str) {
+    metrics().messages_stored.with_label_values(&[kind]).inc();
+    crate::activity::activity().count(crate::activity::Kind::Messages);
 }
 
 /// The route template for a request path: ids become `:id`, and paths outside the

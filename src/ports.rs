@@ -97,6 +97,9 @@ pub trait MailQueue: Send + Sync + 'static {
     async fn depth(&self) -> BackendResult<u64>;
     /// Jobs that failed too often and were set aside.
     async fn dead_letters(&self) -> BackendResult<u64>;
+    /// Moves every dead letter back to the queue with a fresh attempt count; returns how
+    /// many were moved.
+    async fn requeue_dead_letters(&self) -> BackendResult<u64>;
     async fn ping(&self) -> BackendResult<()>;
 }
 
@@ -130,6 +133,22 @@ pub trait Notifier: Send + Sync + 'static {
     async fn message_created(&self, message: &Message, members: [ObjectId; 2]);
     /// `seen_by` has seen `ids` in `chat`; tells `notify`.
     async fn messages_seen(&self, notify: &ObjectId, chat: &ObjectId, seen_by: &ObjectId, ids: &[ObjectId]);
+}
+
+/// One user's connections as the admin console shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineUser {
+    pub user: ObjectId,
+    /// The instances the user is connected to.
+    pub instances: Vec<String>,
+}
+
+/// The admin console's view of, and hold over, live connections on every instance.
+#[async_trait]
+pub trait Connections: Send + Sync + 'static {
+    async fn online(&self) -> BackendResult<Vec<OnlineUser>>;
+    /// Closes every connection of `user`; returns how many were open.
+    async fn disconnect_user(&self, user: &ObjectId) -> BackendResult<usize>;
 }
 
 /// Where uploaded images are kept.

@@ -60,6 +60,30 @@ mod suite {
         assert_eq!(q.depth().await.unwrap(), 0);
     }
 
+    pub async fn dead_letters_can_be_requeued(q: Arc<dyn MailQueue>) {
+        for to in ["a@example.com", "b@example.com"] {
+            q.enqueue(job(to)).await.unwrap();
+            let d = q.receive().await.unwrap();
+            d.retry(Duration::from_millis(1)).await.unwrap();
+            let again = tokio::time::timeout(Duration::from_secs(5), q.receive()).await.unwrap().unwrap();
+            assert_eq!(again.attempts(), 1);
+            again.dead_letter().await.unwrap();
+        }
+        assert_eq!(q.dead_letters().await.unwrap(), 2);
+        assert_eq!(q.requeue_dead_letters().await.unwrap(), 2);
+        assert_eq!(q.dead_letters().await.unwrap(), 0);
+        let mut back = Vec::new();
+        for _ in 0..2 {
+            let d = tokio::time::timeout(Duration::from_secs(5), q.receive()).await.unwrap().unwrap();
+            assert_eq!(d.attempts(), 0, "a re-queued mail gets all its attempts again");
+            back.push(d.job().to.clone());
+            d.ack().await.unwrap();
+        }
+        back.sort();
+        assert_eq!(back, ["a@example.com", "b@example.com"]);
+        assert_eq!(q.requeue_dead_letters().await.unwrap(), 0, "nothing left to move");
+    }
+
     pub async fn unsettled_deliveries_come_back(q: Arc<dyn MailQueue>) {
         q.enqueue(job("crash@example.com")).await.unwrap();
         drop(q.receive().await.unwrap());
@@ -73,7 +97,7 @@ macro_rules! queue_contract {
     ($backend:ident, $make:expr) => {
         mod $backend {
             use super::*;
-            queue_contract!(@case $make, fifo_and_depth, retry_redelivers_after_the_delay, dead_letters_are_counted, unsettled_deliveries_come_back);
+            queue_contract!(@case $make, fifo_and_depth, retry_redelivers_after_the_delay, dead_letters_are_counted, dead_letters_can_be_requeued, unsettled_deliveries_come_back);
         }
     };
     (@case $make:expr, $($case:ident),*) => {

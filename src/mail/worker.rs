@@ -39,6 +39,20 @@ pub enum Outcome {
 
 fn count_mail(outcome: &str) {
     crate::metrics::metrics().mail.with_label_values(&[outcome]).inc();
+    if outcome == "sent" {
+        crate::activity::activity().count(crate::activity::Kind::OtpMailed);
+    }
+}
+
+/// Shown in the admin console: who, which attempt and why — never the body (the code).
+fn record_failure(job: &crate::ports::MailJob, attempts: u32, error: &anyhow::Error, dead_lettered: bool) {
+    crate::activity::activity().mail_failed(crate::activity::MailFailure {
+        at: crate::domain::now_ms(),
+        to: job.to.clone(),
+        attempt: attempts + 1,
+        error: format!("{error:#}"),
+        dead_lettered,
+    });
 }
 
 /// One step of the worker: receive a job, try it once, settle it.
@@ -54,6 +68,7 @@ pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &Re
         Err(error) if attempts + 1 < policy.max_attempts => {
             let delay = policy.delay_after(attempts);
             tracing::warn!(error = %format!("{error:#}"), attempt = attempts + 1, retry_in = ?delay, "mail delivery failed; will retry");
+            record_failure(delivery.job(), attempts, &error, false);
             delivery.retry(delay).await?;
             count_mail("failed");
             count_mail("retried");
@@ -61,6 +76,7 @@ pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &Re
         }
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed for good; dead-lettered");
+            record_failure(delivery.job(), attempts, &error, true);
             delivery.dead_letter().await?;
             count_mail("failed");
             count_mail("dead_lettered");

@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -221,6 +221,25 @@ impl MailQueue for AmqpQueue {
 
     async fn dead_letters(&self) -> BackendResult<u64> {
         self.inner.count(&self.inner.dead_queue()).await
+    }
+
+    async fn requeue_dead_letters(&self) -> BackendResult<u64> {
+        let dead = self.inner.dead_queue();
+        // Only what is there now: anything dead-lettered meanwhile waits for the next call.
+        let waiting = self.inner.count(&dead).await?;
+        let mut moved = 0;
+        while moved < waiting {
+            let channel = self.inner.channel().await?;
+            let Some(message) = channel.basic_get(dead.as_str().into(), BasicGetOptions { no_ack: false }).await?
+            else {
+                break;
+            };
+            // Published (confirmed) before the ack: a crash in between duplicates, never loses.
+            self.inner.publish(&self.inner.queue, &message.delivery.data, 0).await?;
+            message.delivery.acker.ack(BasicAckOptions::default()).await?;
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     async fn ping(&self) -> BackendResult<()> {

@@ -83,6 +83,23 @@ impl MailQueue for MemoryQueue {
         Ok(self.shared.dead.lock().unwrap().len() as u64)
     }
 
+    async fn requeue_dead_letters(&self) -> BackendResult<u64> {
+        let buried: Vec<MailJob> = self.shared.dead.lock().unwrap().drain(..).collect();
+        let mut moved = 0;
+        let mut left = buried.into_iter();
+        for job in left.by_ref() {
+            if let Err(e) = self.shared.push(Queued { job: job.clone(), attempts: 0 }) {
+                // Whatever did not fit stays buried rather than being lost.
+                let mut dead = self.shared.dead.lock().unwrap();
+                dead.push_back(job);
+                dead.extend(left);
+                return if moved == 0 { Err(e) } else { Ok(moved) };
+            }
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
     async fn ping(&self) -> BackendResult<()> {
         Ok(())
     }

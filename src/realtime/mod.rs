@@ -32,7 +32,7 @@ use presence::Presence;
 
 use crate::app::AppState;
 use crate::domain::{Message, ObjectId};
-use crate::ports::Notifier;
+use crate::ports::{BackendResult, Connections, Notifier, OnlineUser};
 use crate::wire::MessageJson;
 
 /// The verified user of a connection, kept in the socket's extensions.
@@ -48,10 +48,19 @@ fn user_room(user: &ObjectId) -> String {
     format!("{USER_ROOM_PREFIX}{user}")
 }
 
+/// Every connection also joins `at:<userId>@<instance>`, so a cluster-wide room query
+/// tells the admin console which instances each user is on.
+const AT_ROOM_PREFIX: &str = "at:";
+
+fn at_room(user: &ObjectId, instance: &str) -> String {
+    format!("{AT_ROOM_PREFIX}{user}@{instance}")
+}
+
 /// The Socket.IO server, whichever adapter it runs on.
 pub struct Realtime {
     pub endpoint: BoxEndpoint<'static, Response>,
     pub notifier: Arc<dyn Notifier>,
+    pub connections: Arc<dyn Connections>,
     attach: Box<dyn FnOnce(Arc<AppState>, Arc<Presence>) + Send>,
     close: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
     pub adapter: String,
@@ -79,7 +88,8 @@ fn assemble<A: Adapter + DefinedAdapter>(
     let (attach_io, close_io) = (io.clone(), io.clone());
     Realtime {
         endpoint: SocketIoEndpoint::new(svc).boxed(),
-        notifier: Arc::new(SocketNotifier::new(io)),
+        notifier: Arc::new(SocketNotifier::new(io.clone())),
+        connections: Arc::new(SocketConnections { io }),
         attach: Box::new(move |state, presence| register(&attach_io, state, presence)),
         close: Box::new(move || Box::pin(async move { close_io.close().await })),
         adapter,
@@ -173,6 +183,41 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
     }
 }
 
+/// Live connections for the admin console, across the cluster through the adapter.
+pub struct SocketConnections<A: Adapter> {
+    io: SocketIo<A>,
+}
+
+#[async_trait]
+impl<A: Adapter> Connections for SocketConnections<A> {
+    async fn online(&self) -> BackendResult<Vec<OnlineUser>> {
+        let rooms = self.io.rooms().await.map_err(|e| anyhow::anyhow!("collecting rooms: {e}"))?;
+        let mut by_user: std::collections::BTreeMap<ObjectId, Vec<String>> = Default::default();
+        for room in &rooms {
+            let Some((user, instance)) = room.strip_prefix(AT_ROOM_PREFIX).and_then(|r| r.split_once('@')) else {
+                continue;
+            };
+            if let Ok(user) = ObjectId::parse(user) {
+                by_user.entry(user).or_default().push(instance.to_string());
+            }
+        }
+        Ok(by_user
+            .into_iter()
+            .map(|(user, mut instances)| {
+                instances.sort();
+                OnlineUser { user, instances }
+            })
+            .collect())
+    }
+
+    async fn disconnect_user(&self, user: &ObjectId) -> BackendResult<usize> {
+        let room = user_room(user);
+        let open = self.io.to(room.clone()).fetch_sockets().await.map_err(|e| anyhow::anyhow!("{e}"))?.len();
+        self.io.to(room).disconnect().await.map_err(|e| anyhow::anyhow!("disconnecting: {e:?}"))?;
+        Ok(open)
+    }
+}
+
 /// A chat id from `joinChat`'s payload: a bare string as the original's client sends, or
 /// `{chatId}` as some clones do.
 fn chat_id_in(payload: &Value) -> Option<&str> {
@@ -213,7 +258,7 @@ fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, state: Arc<AppState>,
 
 async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, presence: Arc<Presence>) {
     let Some(user) = user_of(&socket) else { return };
-    socket.join(user_room(&user));
+    socket.join([user_room(&user), at_room(&user, &state.settings.instance)]);
     presence.connected(user);
     crate::metrics::metrics().socket_connections.inc();
 

@@ -67,6 +67,11 @@ impl Presence {
         self.online.lock().unwrap().keys().map(ObjectId::to_hex).collect()
     }
 
+    /// This instance's connections of `user`, if any.
+    pub fn local(&self, user: &ObjectId) -> Option<Online> {
+        self.online.lock().unwrap().get(user).copied()
+    }
+
     pub fn is_online(&self, user: &ObjectId) -> bool {
         self.online.lock().unwrap().contains_key(user)
     }

@@ -134,7 +134,7 @@ impl ChatService {
         };
         let latest = LatestMessage { text: latest_text_for(&message), sender: me.id };
         self.store.add_message(&message, &latest).await?;
-        crate::metrics::metrics().messages_stored.with_label_values(&[message.kind.as_str()]).inc();
+        crate::metrics::count_message_stored(message.kind.as_str());
         self.notifier.message_created(&message, chat.users).await;
         if seen {
             self.notifier.messages_seen(&me.id, &chat.id, &receiver, &[message.id]).await;
