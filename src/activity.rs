@@ -64,6 +64,7 @@ struct Minute {
 
 /// A mail the worker could not deliver. The body is never kept: it holds the code.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct MailFailure {
     pub at: i64,
     pub to: String,
@@ -75,6 +76,7 @@ pub struct MailFailure {
 
 /// One series of the traffic chart: a count per minute, oldest first.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct Series {
     pub name: &'static str,
     pub per_minute: Vec<u64>,

@@ -27,7 +27,8 @@ use crate::queue::amqp::AmqpQueue;
 use crate::queue::memory::MemoryQueue;
 use crate::realtime::presence::Presence;
 use crate::realtime::Realtime;
-use crate::secrets::{self, AdminCredential};
+use crate::secrets;
+use crate::services::admin::AdminService;
 use crate::services::auth::{AuthService, OtpPolicy};
 use crate::services::chats::ChatService;
 use crate::services::media::MediaService;
@@ -49,7 +50,9 @@ pub struct AppState {
     pub mail_queue: Arc<dyn MailQueue>,
     pub mailer: Arc<dyn Mailer>,
     pub connections: Arc<dyn Connections>,
-    pub admin: AdminCredential,
+    pub admin: AdminService,
+    /// ms since the epoch.
+    pub started_at: i64,
     descriptions: Descriptions,
 }
 
@@ -92,6 +95,10 @@ impl AppState {
             }
         }
         req.remote_addr().as_socket_addr().map(|a| a.ip())
+    }
+
+    pub fn mail_queue_description(&self) -> &str {
+        &self.descriptions.mail_queue
     }
 
     pub async fn check_backends(&self) -> Vec<BackendCheck> {
@@ -211,6 +218,13 @@ impl Application {
         let auth =
             Arc::new(AuthService::new(store.clone(), ephemeral.clone(), mail_queue.clone(), &jwt_secret, policy));
         let users = UserService::new(store.clone(), auth.clone());
+        let admin = AdminService::new(
+            ephemeral.clone(),
+            auth.clone(),
+            admin,
+            settings.admin_emails.clone(),
+            Duration::from_secs(config.admin_session_secs),
+        );
 
         let mut addrs = Vec::new();
         let mut acceptor: Option<BoxAcceptor> = None;
@@ -250,6 +264,7 @@ impl Application {
             mailer,
             connections: realtime.connections.clone(),
             admin,
+            started_at: crate::domain::now_ms(),
             descriptions,
         });
         realtime.attach(state.clone(), presence);

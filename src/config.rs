@@ -221,8 +221,8 @@ impl Config {
                 crate::domain::Email::parse(e).map_err(|_| problem("admin_emails", format!("{e:?} is not an email")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if !(60..=7 * 24 * 3600).contains(&self.admin_session_secs) {
-            return Err(problem("admin_session_secs", "must be between 60 and 604800"));
+        if !(1..=7 * 24 * 3600).contains(&self.admin_session_secs) {
+            return Err(problem("admin_session_secs", "must be between 1 and 604800"));
         }
         let instance = match &self.instance_name {
             Some(name) if name.trim().is_empty() => return Err(problem("instance_name", "must not be empty")),

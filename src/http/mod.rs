@@ -1,6 +1,7 @@
 //! The HTTP surface: REST API (documented with poem-openapi), Swagger UI, probes, and
 //! the Socket.IO endpoint, with CORS, body limits and JSON errors around all of it.
 
+pub mod admin;
 pub mod auth;
 pub mod chats;
 pub mod error;
@@ -136,6 +137,7 @@ pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'stati
     );
     let web_root = config.web_root.clone();
     route
+        .nest("/admin", admin::routes())
         .nest("/", api.with(body_limit))
         .around(move |inner, req| {
             let web_root = web_root.clone();

@@ -1,6 +1,7 @@
 //! Domain services: the application's rules, written against the ports only. They know
 //! nothing of HTTP, Socket.IO or which database is behind a port.
 
+pub mod admin;
 pub mod auth;
 pub mod chats;
 pub mod media;

@@ -1,0 +1,145 @@
+//! Who may open the admin console: the admin token, or a user whose email is listed in
+//! `admin_emails`, exchanged for a short-lived session. Sessions and the count of wrong
+//! attempts live in the ephemeral store, so every instance honours them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::auth::AuthService;
+use super::{ServiceError, ServiceResult};
+use crate::domain::{now_ms, Email};
+use crate::ports::Ephemeral;
+use crate::secrets::AdminCredential;
+
+/// Wrong tokens allowed per client address per window before further tries are refused
+/// without being checked.
+pub const WRONG_ATTEMPTS_ALLOWED: u64 = 10;
+pub const WRONG_ATTEMPTS_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+pub enum Credential {
+    AdminToken(String),
+    /// A user's JWT from the OTP login.
+    UserToken(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdminSession {
+    /// "admin token" or the admin's email.
+    pub who: String,
+    /// ms since the epoch.
+    pub expires_at: i64,
+}
+
+pub struct AdminService {
+    ephemeral: Arc<dyn Ephemeral>,
+    auth: Arc<AuthService>,
+    credential: Arc<AdminCredential>,
+    admin_emails: Vec<Email>,
+    session_ttl: Duration,
+}
+
+fn session_key(secret: &str) -> String {
+    // Only a hash of the session secret is stored: a read of the store yields no sessions.
+    format!("admin:session:{}", hex::encode(Sha256::digest(secret.as_bytes())))
+}
+
+fn attempts_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(ip) => format!("admin:wrong:{ip}"),
+        None => "admin:wrong:unknown".into(),
+    }
+}
+
+const REFUSED: &str = "Wrong admin token";
+const NOT_ADMIN: &str = "This account is not an admin (see admin_emails)";
+const TOO_MANY: &str = "Too many wrong admin logins from your address; try again in 15 minutes";
+
+impl AdminService {
+    pub fn new(
+        ephemeral: Arc<dyn Ephemeral>,
+        auth: Arc<AuthService>,
+        credential: AdminCredential,
+        admin_emails: Vec<Email>,
+        session_ttl: Duration,
+    ) -> Self {
+        Self { ephemeral, auth, credential: Arc::new(credential), admin_emails, session_ttl }
+    }
+
+    /// Checks the credential and opens a session; returns its secret and details.
+    pub async fn open_session(
+        &self,
+        credential: Credential,
+        client: Option<IpAddr>,
+    ) -> ServiceResult<(String, AdminSession)> {
+        let key = attempts_key(client);
+        // Checked before the (deliberately slow) hash comparison, so guessing is bounded
+        // and cannot burn CPU.
+        let wrong_so_far = self.ephemeral.get(&key).await?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        if wrong_so_far >= WRONG_ATTEMPTS_ALLOWED {
+            return Err(ServiceError::TooManyRequests(TOO_MANY.into()));
+        }
+        let who = match self.identify(credential).await {
+            Ok(who) => who,
+            Err(e @ (ServiceError::Unauthorized(_) | ServiceError::Forbidden(_))) => {
+                self.ephemeral.increment(&key, WRONG_ATTEMPTS_WINDOW).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes[..]);
+        let secret = hex::encode(bytes);
+        let session = AdminSession { who, expires_at: now_ms() + self.session_ttl.as_millis() as i64 };
+        let value = serde_json::to_string(&session).map_err(anyhow::Error::from)?;
+        self.ephemeral.set(&session_key(&secret), &value, self.session_ttl).await?;
+        tracing::info!(who = %session.who, "admin console session opened");
+        Ok((secret, session))
+    }
+
+    async fn identify(&self, credential: Credential) -> ServiceResult<String> {
+        match credential {
+            Credential::AdminToken(token) => {
+                let credential = self.credential.clone();
+                let ok = tokio::task::spawn_blocking(move || credential.verify(token.trim()))
+                    .await
+                    .map_err(anyhow::Error::from)?;
+                if ok {
+                    Ok("admin token".into())
+                } else {
+                    Err(ServiceError::Unauthorized(REFUSED.into()))
+                }
+            }
+            Credential::UserToken(jwt) => {
+                let user = self.auth.authenticate(jwt.trim()).await?;
+                if self.admin_emails.contains(&user.email) {
+                    Ok(user.email.as_str().to_string())
+                } else {
+                    Err(ServiceError::Forbidden(NOT_ADMIN.into()))
+                }
+            }
+        }
+    }
+
+    /// The session behind a secret, if it is still open.
+    pub async fn session(&self, secret: &str) -> ServiceResult<Option<AdminSession>> {
+        if secret.len() != 64 {
+            return Ok(None);
+        }
+        let Some(raw) = self.ephemeral.get(&session_key(secret)).await? else { return Ok(None) };
+        let session: Option<AdminSession> = serde_json::from_str(&raw).ok();
+        Ok(session.filter(|s| s.expires_at > now_ms()))
+    }
+
+    pub async fn close_session(&self, secret: &str) -> ServiceResult<()> {
+        self.ephemeral.delete(&session_key(secret)).await?;
+        Ok(())
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl
+    }
+}
