@@ -291,7 +291,7 @@ impl Application {
                 tokio::spawn(worker::run(
                     state.mail_queue.clone(),
                     state.mailer.clone(),
-                    RetryPolicy::default(),
+                    RetryPolicy { max_attempts: state.settings.config.mail_max_attempts, ..RetryPolicy::default() },
                     stop_worker.clone(),
                 ))
             })

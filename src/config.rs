@@ -70,6 +70,8 @@ pub struct Config {
     pub mail_queue_capacity: usize,
     /// Mails sent in parallel by this instance.
     pub mail_workers: usize,
+    /// Delivery attempts before a mail is dead-lettered (retries back off from 2 s).
+    pub mail_max_attempts: u32,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
     /// Log filter, e.g. `info` or `confab=debug,info`.
@@ -109,6 +111,7 @@ impl Default for Config {
             public_url: None,
             mail_queue_capacity: 10_000,
             mail_workers: 4,
+            mail_max_attempts: 5,
             metrics_token: None,
             log: "info".into(),
         }
@@ -146,6 +149,7 @@ const KEYS: &[&str] = &[
     "public_url",
     "mail_queue_capacity",
     "mail_workers",
+    "mail_max_attempts",
     "metrics_token",
     "log",
 ];
@@ -274,6 +278,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.mail_workers) {
             return Err(problem("mail_workers", "must be between 1 and 64"));
+        }
+        if !(1..=20).contains(&self.mail_max_attempts) {
+            return Err(problem("mail_max_attempts", "must be between 1 and 20"));
         }
         if self.mail_queue_capacity == 0 {
             return Err(problem("mail_queue_capacity", "must be above 0"));

@@ -65,6 +65,24 @@ impl RawSocket {
         }
     }
 
+    /// Whether the server closed this connection (a namespace disconnect or the socket
+    /// itself) within `timeout`.
+    pub async fn closed_by_server(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "41" || t.as_str() == "1" => return true,
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                    let _ = self.ws.send(Message::text("3")).await;
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     pub async fn emit(&mut self, event: &str, payload: &Value) {
         self.ws.send(Message::text(format!("42{}", serde_json::json!([event, payload])))).await.unwrap();
     }

@@ -57,6 +57,25 @@ impl SmtpSink {
         sink
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel but never
+    /// answered, like a mail server that hangs.
+    pub fn stall(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, which: &str) {
+        let status = Command::new("kill").args([which, &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill {which} failed");
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
