@@ -11,15 +11,14 @@ function el(name, attrs = {}, parent) {
   return node;
 }
 
-/** A round upper bound for the y axis, and a step giving 3–5 grid lines. */
+/** A whole-number step (1, 2, 5, 10, 20, 50, …) giving at most 5 grid lines, and the top. */
 function scale(max) {
-  if (max <= 4) return { top: Math.max(max, 1) <= 2 ? 2 : 4, step: 1 };
-  const magnitude = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 2.5, 5, 10]) {
-    const step = m * magnitude / 2;
-    if (max / step <= 5) return { top: Math.ceil(max / step) * step, step };
+  for (let magnitude = 1; ; magnitude *= 10) {
+    for (const m of [1, 2, 5]) {
+      const step = m * magnitude;
+      if (Math.max(max, 1) / step <= 5) return { top: Math.max(1, Math.ceil(max / step)) * step, step };
+    }
   }
-  return { top: max, step: max / 4 };
 }
 
 function minuteLabel(ms) {
@@ -47,10 +46,10 @@ export function drawChart(container, { from, series, kind = "line" }) {
   const total = series.reduce((sum, s) => sum + s.perMinute.reduce((a, b) => a + b, 0), 0);
   el("title", {}, svg).textContent = `${series.map((s) => s.label).join(", ")}: ${total} in the last hour`;
 
-  for (let v = 0; v <= top + 1e-9; v += step) {
+  for (let v = 0; v <= top; v += step) {
     el("line", { class: "grid", x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v) }, svg);
     el("text", { class: "axis", x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, svg).textContent =
-      Number.isInteger(v) ? v : v.toFixed(1);
+      v;
   }
   for (let i = 0; i < points; i += 15) {
     const label = el("text", { class: "axis", x: x(i), y: height - 6, "text-anchor": i === 0 ? "start" : "middle" }, svg);

@@ -156,7 +156,7 @@ pub struct Application {
 impl Application {
     /// Opens the backends and binds every listen address (port 0 picks a free port,
     /// which tests use).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let config = &settings.config;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
@@ -238,6 +238,11 @@ impl Application {
             });
         }
         let acceptor = acceptor.context("no listen address")?;
+        if settings.config.instance_name.is_none() {
+            // The bound port, not the configured one: port 0 picks a free port.
+            let port = addrs.first().map(|a| a.port()).unwrap_or_default();
+            settings.instance = format!("{}:{port}", crate::config::hostname());
+        }
         let media_store: Arc<dyn MediaStore> = match &config.cloudinary_url {
             Some(url) => Arc::new(Cloudinary::from_url(url)?),
             None => Arc::new(LocalMedia::open(&config.data_dir.join("media"))?),
