@@ -37,6 +37,10 @@ struct Server {
 
 impl Server {
     fn start(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/confab");
         assert!(bin.exists(), "build the server first: cargo build --release (bench/run.sh does)");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -46,6 +50,7 @@ impl Server {
             .env("CONFAB_JWT_SECRET", SECRET)
             .env("CONFAB_ADMIN_TOKEN", "bench-admin-token-0123456789")
             .env("CONFAB_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("start confab");
@@ -236,10 +241,18 @@ async fn presence(users: usize) {
     }
 }
 
+/// Runs the round trip with metrics on (the default) and off, to show what they cost.
 async fn roundtrip(messages: usize) {
     println!("roundtrip: {messages} messages, POST /api/v1/message → newMessage at the recipient (chat open)");
+    for (label, enabled) in [("metrics on ", "true"), ("metrics off", "false")] {
+        print!("  {label}: ");
+        roundtrip_once(messages, &[("CONFAB_METRICS_ENABLED", enabled)]).await;
+    }
+}
+
+async fn roundtrip_once(messages: usize, env: &[(&str, &str)]) {
     let (dir, seeded) = seed(2).await;
-    let server = Server::start(dir);
+    let server = Server::start_with(dir, env);
     let (alice, bob) = (&seeded[0], &seeded[1]);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{}", server.port);
@@ -274,7 +287,7 @@ async fn roundtrip(messages: usize) {
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "  p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        "p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.90).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,

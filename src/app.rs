@@ -172,7 +172,7 @@ impl Application {
                 (Arc::new(SqliteStore::open(&db_path)?), format!("sqlite ({})", db_path.display()))
             }
         };
-        let store: Arc<dyn Store> = Arc::new(MeteredStore(unmetered));
+        let store: Arc<dyn Store> = if config.metrics_enabled { Arc::new(MeteredStore(unmetered)) } else { unmetered };
         let (ephemeral, ephemeral_description): (Arc<dyn Ephemeral>, String) = match &config.redis_url {
             Some(url) => {
                 let redis = RedisEphemeral::connect(url, &config.redis_prefix)?;

@@ -74,6 +74,8 @@ pub struct Config {
     pub mail_max_attempts: u32,
     /// When set, `/metrics` requires `Authorization: Bearer <metrics_token>`.
     pub metrics_token: Option<String>,
+    /// `false` turns off `/metrics` and the per-request and per-store-call timing.
+    pub metrics_enabled: bool,
     /// Log filter, e.g. `info` or `confab=debug,info`.
     pub log: String,
 }
@@ -113,6 +115,7 @@ impl Default for Config {
             mail_workers: 4,
             mail_max_attempts: 5,
             metrics_token: None,
+            metrics_enabled: true,
             log: "info".into(),
         }
     }
@@ -151,6 +154,7 @@ const KEYS: &[&str] = &[
     "mail_workers",
     "mail_max_attempts",
     "metrics_token",
+    "metrics_enabled",
     "log",
 ];
 

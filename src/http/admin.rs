@@ -167,7 +167,10 @@ fn snapshots(state: Arc<AppState>) -> impl Stream<Item = Event> + Send + 'static
 
 async fn live(req: Request) -> poem::Result<Response> {
     let state = state_of(&req);
-    Ok(SSE::new(snapshots(state)).keep_alive(Duration::from_secs(15)).into_response())
+    let mut response = SSE::new(snapshots(state)).keep_alive(Duration::from_secs(15)).into_response();
+    // nginx would otherwise buffer the stream and the console would stop being live.
+    response.headers_mut().insert("x-accel-buffering", poem::http::HeaderValue::from_static("no"));
+    Ok(response)
 }
 
 fn user_id(req: &Request) -> poem::Result<ObjectId> {

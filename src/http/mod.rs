@@ -108,7 +108,10 @@ async fn observe_http<E: Endpoint>(inner: std::sync::Arc<E>, req: poem::Request)
     result
 }
 
-pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'static, poem::Response>) -> impl Endpoint {
+pub fn routes(
+    state: Arc<AppState>,
+    socketio: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+) -> poem::endpoint::BoxEndpoint<'static, poem::Response> {
     let api = openapi();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
@@ -127,16 +130,19 @@ pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'stati
     if config.cloudinary_url.is_none() {
         route = route.nest("/media", media_files(&config.data_dir.join("media")));
     }
-    let metrics_token = config.metrics_token.clone();
-    route = route.at(
-        "/metrics",
-        poem::get(poem::endpoint::make(move |req: poem::Request| {
-            let expected = metrics_token.clone();
-            async move { metrics_page(&req, expected.as_deref()) }
-        })),
-    );
+    if config.metrics_enabled {
+        let metrics_token = config.metrics_token.clone();
+        route = route.at(
+            "/metrics",
+            poem::get(poem::endpoint::make(move |req: poem::Request| {
+                let expected = metrics_token.clone();
+                async move { metrics_page(&req, expected.as_deref()) }
+            })),
+        );
+    }
+    let metrics_enabled = config.metrics_enabled;
     let web_root = config.web_root.clone();
-    route
+    let routes = route
         .nest("/admin", admin::routes())
         .nest("/", api.with(body_limit))
         .around(move |inner, req| {
@@ -156,6 +162,10 @@ pub fn routes(state: Arc<AppState>, socketio: poem::endpoint::BoxEndpoint<'stati
         .with(cors)
         // Again outside CORS: its own refusals (origin not allowed) must be JSON too.
         .catch_all_error(error::json_error)
-        .data(state)
-        .around(observe_http)
+        .data(state);
+    if metrics_enabled {
+        routes.around(observe_http).boxed()
+    } else {
+        routes.boxed()
+    }
 }
