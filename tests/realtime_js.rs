@@ -3,17 +3,9 @@
 
 mod common;
 
+use common::node::run_scenario;
 use common::{TestApp, TEST_JWT_SECRET};
 use serde_json::json;
-
-fn node_modules_ready() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    assert!(
-        dir.join("node_modules/socket.io-client").exists(),
-        "tests/js/node_modules is missing: run `npm ci --prefix tests/js` (packaging/test.sh does)"
-    );
-    dir
-}
 
 fn expired_token(user_id: &str) -> String {
     let now = chrono::Utc::now().timestamp();
@@ -27,50 +19,38 @@ fn expired_token(user_id: &str) -> String {
     .unwrap()
 }
 
-async fn run_scenario(transports: &str) {
-    let dir = node_modules_ready();
+async fn scenario_with(transports: &str) {
     let app = TestApp::spawn().await;
     let (a, ta) = app.user_with_token("rt-a@example.com").await;
     let (b, tb) = app.user_with_token("rt-b@example.com").await;
     let (c, tc) = app.user_with_token("rt-c@example.com").await;
     let expired = expired_token(&a.id.to_hex());
-    let ids = [a.id.to_hex(), b.id.to_hex(), c.id.to_hex()];
-    let node = tokio::process::Command::new("node")
-        .arg("realtime.mjs")
-        .current_dir(dir)
-        .env("CONFAB_URL", &app.base)
-        .env("TRANSPORTS", transports)
-        .env("USER_A", &ids[0])
-        .env("USER_B", &ids[1])
-        .env("USER_C", &ids[2])
-        .env("TOKEN_A", ta)
-        .env("TOKEN_B", tb)
-        .env("TOKEN_C", tc)
-        .env("TOKEN_EXPIRED", expired)
-        .kill_on_drop(true)
-        .output();
-    // The scenario bounds its own steps; this bounds the process, so CI never hangs.
-    let out = tokio::time::timeout(std::time::Duration::from_secs(90), node)
-        .await
-        .expect("scenario finished within 90 s")
-        .expect("node is installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "scenario failed with {transports}:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    let env = [
+        ("CONFAB_URL", app.base.clone()),
+        ("TRANSPORTS", transports.to_string()),
+        ("USER_A", a.id.to_hex()),
+        ("USER_B", b.id.to_hex()),
+        ("USER_C", c.id.to_hex()),
+        ("TOKEN_A", ta),
+        ("TOKEN_B", tb),
+        ("TOKEN_C", tc),
+        ("TOKEN_EXPIRED", expired),
+    ];
+    let report = run_scenario("realtime.mjs", &env, std::time::Duration::from_secs(90)).await;
+    assert_eq!(report["transports"].to_string(), transports.replace(' ', ""), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_only() {
-    run_scenario(r#"["websocket"]"#).await;
+    scenario_with(r#"["websocket"]"#).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_then_websocket() {
-    run_scenario(r#"["polling","websocket"]"#).await;
+    scenario_with(r#"["polling","websocket"]"#).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_only() {
-    run_scenario(r#"["polling"]"#).await;
+    scenario_with(r#"["polling"]"#).await;
 }

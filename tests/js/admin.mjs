@@ -4,7 +4,7 @@
 // resumes, shows OTP counters move, disconnects the user, and saves screenshots.
 //
 // Env: CONFAB_URL, ADMIN_TOKEN, USER_ID, USER_EMAIL, USER_TOKEN, SMTP_PID, EMAILS
-// (comma-separated), ARTIFACTS (screenshot directory), CHROMIUM (optional path).
+// (comma-separated), MESSAGES_SENT (messages posted before), ARTIFACTS (screenshot directory), CHROMIUM (optional path).
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -84,7 +84,10 @@ try {
   const requestedBefore = await number("otp-requested");
   const mailedBefore = await number("otp-mailed");
   const limitedBefore = await number("otp-rate_limited");
-  step("logged in", { onlineBefore, requestedBefore, mailedBefore });
+  const messagesHour = Number((await page.locator("#hint-messages").textContent()).split(" ")[0]);
+  assert(messagesHour >= Number(env("MESSAGES_SENT")), `messages in the last hour: ${messagesHour}`);
+  assert((await page.locator("#message-chart rect.bar").count()) >= 1, "the messages chart has a bar");
+  step("logged in", { onlineBefore, requestedBefore, mailedBefore, messagesHour });
 
   // 3. A Socket.IO client connects: the user appears, with one socket.
   socket = io(base, { auth: { token: env("USER_TOKEN") }, transports: ["websocket"], reconnection: false });
