@@ -342,6 +342,8 @@ function render(s) {
 }
 
 addEventListener("resize", () => latest && renderTraffic(latest));
+// Snapshots come only when something changes; keep "online since" and uptime current.
+setInterval(() => latest && !$("dashboard").hidden && (renderStats(latest), renderOnline(latest)), 15_000);
 
 // ---- start -------------------------------------------------------------------------
 

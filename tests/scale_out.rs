@@ -161,3 +161,77 @@ async fn two_instances_share_login_state_and_deliver_each_mail_once() {
     let cleanup = confab::queue::amqp::AmqpQueue::new(&amqp_url, &queue, 1);
     cleanup.delete_queues().await.unwrap();
 }
+
+/// The admin console of either instance sees the whole cluster: a session opened on A
+/// works on B (sessions live in Redis), the online list names the instance each user is
+/// on, a disconnect from A closes a socket held by B, and the queue is RabbitMQ's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_sees_the_whole_cluster() {
+    let shared_dir = tempfile::tempdir().unwrap();
+    let tag = confab::domain::ObjectId::new();
+    let queue = format!("send-otp-test-{tag}");
+    let configure = |name: &'static str| {
+        let (dir, queue) = (shared_dir.path().to_path_buf(), queue.clone());
+        move |c: &mut confab::config::Config| {
+            c.data_dir = dir;
+            c.redis_url = Some(redis_url());
+            c.redis_prefix = format!("confab-test:{tag}:");
+            c.amqp_url = Some(amqp_url());
+            c.amqp_queue = queue;
+            c.instance_name = Some(name.into());
+        }
+    };
+    let a = TestApp::spawn_with(configure("node-a")).await;
+    let b = TestApp::spawn_with(configure("node-b")).await;
+    ready(&a).await;
+    ready(&b).await;
+
+    let (status, opened) = common::read(
+        a.client
+            .post(a.url("/admin/api/session"))
+            .json(&json!({ "token": "test-admin-token-0123456789" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{opened}");
+    let session = opened["session"].as_str().unwrap().to_string();
+    let overview = |app: &TestApp| {
+        let req = app.client.get(app.url("/admin/api/overview")).bearer_auth(&session);
+        async move { common::read(req.send().await.unwrap()).await }
+    };
+
+    let (alice, alice_token) = a.user_with_token(&common::unique_email("admin-alice")).await;
+    let (bob, bob_token) = a.user_with_token(&common::unique_email("admin-bob")).await;
+    let mut alice_on_b = RawSocket::connect(&b.base, &alice_token).await;
+    let _bob_on_a = RawSocket::connect(&a.base, &bob_token).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let (status, view) = overview(&b).await;
+        assert_eq!(status, 200, "A's session is honoured by B: {view}");
+        if view["onlineCount"] == 2 {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "both users online: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let entry = |id: String| view["online"].as_array().unwrap().iter().find(|u| u["id"] == id).cloned().unwrap();
+    let (alice_entry, bob_entry) = (entry(alice.id.to_hex()), entry(bob.id.to_hex()));
+    assert_eq!(alice_entry["instances"], json!(["node-b"]));
+    assert_eq!(alice_entry["sockets"], 1, "B knows its own sockets");
+    assert_eq!(bob_entry["instances"], json!(["node-a"]));
+    assert_eq!(bob_entry["sockets"], json!(null), "B does not count A's sockets");
+    assert_eq!(view["instance"], "node-b");
+    assert!(view["mailQueue"]["backend"].as_str().unwrap().starts_with("rabbitmq"), "{}", view["mailQueue"]);
+    assert_eq!(view["mailQueue"]["depth"], 0);
+    assert_eq!(view["mailQueue"]["deadLetters"], 0);
+
+    let disconnect = a.client.post(a.url(&format!("/admin/api/users/{}/disconnect", alice.id))).bearer_auth(&session);
+    let (status, done) = common::read(disconnect.send().await.unwrap()).await;
+    assert_eq!((status.as_u16(), done["disconnected"].as_u64()), (200, Some(1)), "{done}");
+    assert!(alice_on_b.closed_by_server(Duration::from_secs(5)).await, "A's action closed B's socket");
+
+    confab::queue::amqp::AmqpQueue::new(&amqp_url(), &queue, 1).delete_queues().await.unwrap();
+}
