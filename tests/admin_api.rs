@@ -275,6 +275,20 @@ async fn the_live_stream_pushes_a_snapshot_when_something_changes() {
     let _socket = RawSocket::connect(&app.base, &token).await;
     let pushed = next_snapshot().await;
     assert_eq!(pushed["onlineCount"], 1, "the connect is pushed without asking");
+    drop(next_snapshot);
+
+    // Logging out ends the stream too.
+    let (status, _) = admin(&app, reqwest::Method::DELETE, "/admin/api/session", &session).await;
+    assert_eq!(status, 200);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends when its session does");
 }
 
 #[tokio::test]

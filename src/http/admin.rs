@@ -138,16 +138,23 @@ async fn overview(req: Request) -> poem::Result<Response> {
 
 struct Watch {
     state: Arc<AppState>,
+    /// The session the stream was opened with: when it ends (logout, expiry), so does
+    /// the stream.
+    secret: String,
     last: Option<Fingerprint>,
     backends: Vec<BackendView>,
     backends_at: Option<tokio::time::Instant>,
 }
 
-/// Snapshots, pushed as `snapshot` events whenever what they show changes.
-fn snapshots(state: Arc<AppState>) -> impl Stream<Item = Event> + Send + 'static {
-    let watch = Watch { state, last: None, backends: Vec::new(), backends_at: None };
+/// Snapshots, pushed as `snapshot` events whenever what they show changes, for as long
+/// as the session lasts.
+fn snapshots(state: Arc<AppState>, secret: String) -> impl Stream<Item = Event> + Send + 'static {
+    let watch = Watch { state, secret, last: None, backends: Vec::new(), backends_at: None };
     stream::unfold(watch, |mut w| async move {
         loop {
+            if !matches!(w.state.admin.session(&w.secret).await, Ok(Some(_))) {
+                return None;
+            }
             let backends_due = w.backends_at.is_none_or(|at| at.elapsed() >= BACKENDS_EVERY);
             let fingerprint = console::fingerprint(&w.state).await;
             if backends_due || w.last.as_ref() != Some(&fingerprint) {
@@ -167,7 +174,8 @@ fn snapshots(state: Arc<AppState>) -> impl Stream<Item = Event> + Send + 'static
 
 async fn live(req: Request) -> poem::Result<Response> {
     let state = state_of(&req);
-    let mut response = SSE::new(snapshots(state)).keep_alive(Duration::from_secs(15)).into_response();
+    let (secret, _) = current_session(&state, &req).await?;
+    let mut response = SSE::new(snapshots(state, secret)).keep_alive(Duration::from_secs(15)).into_response();
     // nginx would otherwise buffer the stream and the console would stop being live.
     response.headers_mut().insert("x-accel-buffering", poem::http::HeaderValue::from_static("no"));
     Ok(response)
