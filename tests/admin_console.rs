@@ -16,6 +16,7 @@ async fn the_console_shows_users_queue_and_otp_traffic_live() {
         c.smtp_url = Some(smtp.url());
         // Fewer workers than mails, so frozen SMTP leaves mails waiting in the queue.
         c.mail_workers = 2;
+        c.admin_emails = "console-admin@example.com".into();
     })
     .await;
     let (user, token) = app.user_with_token(&unique_email("console-user")).await;
@@ -30,6 +31,8 @@ async fn the_console_shows_users_queue_and_otp_traffic_live() {
     let env = [
         ("CONFAB_URL", app.base.clone()),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_string()),
+        ("ADMIN_EMAIL", "console-admin@example.com".to_string()),
+        ("MAILDIR", smtp.new_dir().display().to_string()),
         ("USER_ID", user.id.to_hex()),
         ("USER_EMAIL", user.email.as_str().to_string()),
         ("USER_TOKEN", token),

@@ -80,7 +80,8 @@ impl SmtpSink {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    fn new_dir(&self) -> PathBuf {
+    /// The Maildir `new/` folder every received mail is written to.
+    pub fn new_dir(&self) -> PathBuf {
         self.maildir.path().join("mail").join("new")
     }
 

@@ -3,10 +3,12 @@
 // online, shows the mail queue rise while the SMTP server is frozen and drain when it
 // resumes, shows OTP counters move, disconnects the user, and saves screenshots.
 //
-// Env: CONFAB_URL, ADMIN_TOKEN, USER_ID, USER_EMAIL, USER_TOKEN, SMTP_PID, EMAILS
-// (comma-separated), MESSAGES_SENT (messages posted before), ARTIFACTS (screenshot directory), CHROMIUM (optional path).
+// Env: CONFAB_URL, ADMIN_TOKEN, ADMIN_EMAIL (listed in admin_emails), USER_ID,
+// USER_EMAIL, USER_TOKEN, SMTP_PID, MAILDIR (where the SMTP server writes mails), EMAILS
+// (comma-separated), MESSAGES_SENT (messages posted before), ARTIFACTS (screenshot
+// directory), CHROMIUM (optional path).
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { io } from "socket.io-client";
@@ -32,6 +34,28 @@ function assert(condition, message) {
   if (!condition) throw new Error(message);
 }
 
+// The code in the newest mail to `to`, read from the SMTP server's Maildir.
+async function codeMailedTo(to) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const dir = env("MAILDIR");
+    let files = [];
+    try {
+      files = readdirSync(dir);
+    } catch {
+      // The folder appears with the first mail.
+    }
+    for (const file of files) {
+      const mail = readFileSync(join(dir, file), "utf8");
+      const addressed = mail.split(/\r?\n/).some((l) => l.toLowerCase() === `to: ${to}`.toLowerCase());
+      const code = mail.match(/Your OTP is (\d{6})/);
+      if (addressed && code) return code[1];
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no code mailed to ${to}`);
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -43,9 +67,9 @@ try {
   const page = await context.newPage();
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(String(e)));
-  // 401s are expected (the session probe before login, the wrong token, after logout);
-  // any other error in the page fails the test.
-  page.on("console", (m) => m.type() === "error" && !/status of 401/.test(m.text()) && pageErrors.push(m.text()));
+  // Refusals the scenario provokes are expected (401: the session probe before login,
+  // the wrong token, after logout; 403: a non-admin's code); any other error fails it.
+  page.on("console", (m) => m.type() === "error" && !/status of 40[13]/.test(m.text()) && pageErrors.push(m.text()));
   const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
   const stat = (id) => page.locator(`[data-testid="${id}"]`);
   const number = async (id) => Number(await stat(id).textContent());
@@ -76,11 +100,32 @@ try {
   await shot("01-wrong-token-refused");
   step("wrong token refused");
 
+  // 1b. An admin_emails user logs in with a mailed code; anyone else is told why not.
+  await page.locator("#tab-email").click();
+  await page.locator("#email").fill(env("USER_EMAIL"));
+  await page.locator("#email-submit").click();
+  await page.locator("#otp").fill(await codeMailedTo(env("USER_EMAIL")));
+  await page.locator("#email-submit").click();
+  await page.locator("#login-error", { hasText: "not an admin" }).waitFor({ timeout: 10_000 });
+  await page.reload();
+  await page.locator("#tab-email").click();
+  await page.locator("#email").fill(env("ADMIN_EMAIL"));
+  await page.locator("#email-submit").click();
+  await page.locator("#otp").fill(await codeMailedTo(env("ADMIN_EMAIL")));
+  await page.locator("#email-submit").click();
+  await page.locator("#live[data-state=live]").waitFor({ timeout: 10_000 });
+  await page.locator("#logout").click();
+  await page.locator("#login").waitFor({ timeout: 5_000 });
+  await page.locator("#tab-token").click();
+  step("email-code login for admin_emails only");
+
   // 2. The right token opens the live console.
   await page.locator("#token").fill(env("ADMIN_TOKEN"));
   await page.locator("#token-form button[type=submit]").click();
   await page.locator("#live[data-state=live]").waitFor({ timeout: 10_000 });
   const onlineBefore = await waitFor("stat-online", [">=", 0], "first snapshot");
+  // The two codes of the email logins above, once the worker has counted them.
+  await waitFor("otp-mailed", [">=", 2], "codes of the email logins");
   const requestedBefore = await number("otp-requested");
   const mailedBefore = await number("otp-mailed");
   const limitedBefore = await number("otp-rate_limited");
