@@ -51,6 +51,9 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     pub connections: Arc<dyn Connections>,
     pub admin: AdminService,
+    /// Cancelled when shutdown begins, so long-lived responses (the admin console's
+    /// live stream) end instead of holding the graceful shutdown to its timeout.
+    pub stopping: CancellationToken,
     /// ms since the epoch.
     pub started_at: i64,
     descriptions: Descriptions,
@@ -269,6 +272,7 @@ impl Application {
             mailer,
             connections: realtime.connections.clone(),
             admin,
+            stopping: CancellationToken::new(),
             started_at: crate::domain::now_ms(),
             descriptions,
         });
@@ -303,9 +307,11 @@ impl Application {
             .collect();
         let sampler = tokio::spawn(sample_gauges(state.clone()));
         let routes = crate::http::routes(state.clone(), socketio);
+        let stopping = state.stopping.clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down");
+            stopping.cancel();
             close_sockets.await;
         };
         Server::new_with_acceptor(acceptor)

@@ -309,3 +309,36 @@ async fn the_console_is_served_at_admin_with_a_strict_policy() {
     let missing = app.client.get(app.url("/admin/nope.js")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn an_open_live_stream_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::test_config(dir.path()).validate().unwrap();
+    let app = confab::app::Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.addrs()[0]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let (_, opened) = read(
+        client.post(format!("{base}/admin/api/session")).json(&json!({ "token": ADMIN_TOKEN })).send().await.unwrap(),
+    )
+    .await;
+    let stream =
+        client.get(format!("{base}/admin/api/stream")).bearer_auth(opened["session"].as_str().unwrap()).send().await;
+    // Held open (not read, not dropped) through the shutdown.
+    let stream = stream.unwrap();
+    assert_eq!(stream.status(), 200);
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("shutdown finished well before the 10 s grace timeout")
+        .unwrap()
+        .unwrap();
+    // Without the stream ending itself, the server waits for its next write (the next
+    // change, ≥ 1 s away, or the 15 s keep-alive) or the grace timeout.
+    assert!(started.elapsed() < Duration::from_millis(900), "shutdown took {:?}", started.elapsed());
+    drop(stream);
+}

@@ -152,7 +152,7 @@ fn snapshots(state: Arc<AppState>, secret: String) -> impl Stream<Item = Event> 
     let watch = Watch { state, secret, last: None, backends: Vec::new(), backends_at: None };
     stream::unfold(watch, |mut w| async move {
         loop {
-            if !matches!(w.state.admin.session(&w.secret).await, Ok(Some(_))) {
+            if w.state.stopping.is_cancelled() || !matches!(w.state.admin.session(&w.secret).await, Ok(Some(_))) {
                 return None;
             }
             let backends_due = w.backends_at.is_none_or(|at| at.elapsed() >= BACKENDS_EVERY);
@@ -167,7 +167,10 @@ fn snapshots(state: Arc<AppState>, secret: String) -> impl Stream<Item = Event> 
                 let data = serde_json::to_string(&snapshot).expect("snapshot serialises");
                 return Some((Event::message(data).event_type("snapshot"), w));
             }
-            tokio::time::sleep(LOOK_EVERY).await;
+            tokio::select! {
+                _ = w.state.stopping.cancelled() => return None,
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            }
         }
     })
 }
