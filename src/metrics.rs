@@ -23,6 +23,7 @@ pub struct Metrics {
     pub mail_dead_letters: IntGauge,
     pub store_duration: HistogramVec,
     pub online_users: IntGauge,
+    pub admin_logins: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -89,6 +90,12 @@ impl Metrics {
                 &["operation"],
                 latency,
             ),
+            admin_logins: counter(
+                &registry,
+                "confab_admin_logins_total",
+                "Admin console logins by outcome (opened, refused, rate_limited)",
+                &["outcome"],
+            ),
             online_users: gauge(
                 &registry,
                 "confab_online_users",
@@ -106,6 +113,9 @@ impl Metrics {
         }
         for outcome in ["sent", "failed", "retried", "dead_lettered"] {
             self.mail.with_label_values(&[outcome]);
+        }
+        for outcome in ["opened", "refused", "rate_limited"] {
+            self.admin_logins.with_label_values(&[outcome]);
         }
         for kind in ["text", "image"] {
             self.messages_stored.with_label_values(&[kind]);

@@ -111,6 +111,22 @@ async fn wrong_tokens_are_limited_before_they_are_checked() {
     // Even the right token is refused now: the limit is checked first.
     let message = expect_error(open_session(&app, json!({ "token": ADMIN_TOKEN })).await, 429);
     assert!(message.contains("Too many"), "{message}");
+
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let count = |outcome: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "confab_admin_logins_total" && s.labels.get("outcome") == Some(outcome))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+    };
+    assert_eq!(count("refused"), Some(confab::services::admin::WRONG_ATTEMPTS_ALLOWED as f64));
+    assert_eq!(count("rate_limited"), Some(1.0));
+    assert_eq!(count("opened"), Some(0.0));
 }
 
 #[tokio::test]

@@ -54,6 +54,11 @@ fn attempts_key(ip: Option<IpAddr>) -> String {
     }
 }
 
+/// Counted so a brute-force attempt on the console can be alerted on.
+fn count_login(outcome: &str) {
+    crate::metrics::metrics().admin_logins.with_label_values(&[outcome]).inc();
+}
+
 const REFUSED: &str = "Wrong admin token";
 const NOT_ADMIN: &str = "This account is not an admin (see admin_emails)";
 const TOO_MANY: &str = "Too many wrong admin logins from your address; try again in 15 minutes";
@@ -80,12 +85,14 @@ impl AdminService {
         // and cannot burn CPU.
         let wrong_so_far = self.ephemeral.get(&key).await?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         if wrong_so_far >= WRONG_ATTEMPTS_ALLOWED {
+            count_login("rate_limited");
             return Err(ServiceError::TooManyRequests(TOO_MANY.into()));
         }
         let who = match self.identify(credential).await {
             Ok(who) => who,
             Err(e @ (ServiceError::Unauthorized(_) | ServiceError::Forbidden(_))) => {
                 self.ephemeral.increment(&key, WRONG_ATTEMPTS_WINDOW).await?;
+                count_login("refused");
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -97,6 +104,7 @@ impl AdminService {
         let value = serde_json::to_string(&session).map_err(anyhow::Error::from)?;
         self.ephemeral.set(&session_key(&secret), &value, self.session_ttl).await?;
         tracing::info!(who = %session.who, "admin console session opened");
+        count_login("opened");
         Ok((secret, session))
     }
 
