@@ -207,7 +207,8 @@ impl Application {
         if let Some(token) = new_admin_token {
             // Printed, not logged: it is shown exactly once and only its hash is kept.
             eprintln!(
-                "\n  confab admin token (shown once, only its hash is stored in {}):\n\n      {token}\n",
+                "\n  confab admin token (shown once, only its hash is stored in {}):\n\n      {token}\n\n  \
+                 Paste it into the admin console at /admin. Lost it? Delete admin_token.argon2 there and restart.\n",
                 config.data_dir.display()
             );
         }

@@ -83,7 +83,10 @@ async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
     }
     for addr in app.addrs() {
         let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
-        tracing::info!("listening on {addr}: Swagger UI at http://{host}:{}/docs", addr.port());
+        tracing::info!(
+            "listening on {addr}: Swagger UI at http://{host}:{port}/docs, admin console at http://{host}:{port}/admin",
+            port = addr.port()
+        );
     }
     tracing::info!(mailer = %mailer, ready_in_ms = started.elapsed().as_millis() as u64, "confab ready");
     app.run(shutdown_signal()).await

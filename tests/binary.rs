@@ -105,6 +105,14 @@ fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
     let mut app = Running::start(dir.path(), &[("CONFAB_ADDR", "127.0.0.1:0")]);
     let token_banner = app.wait_for("admin token (shown once");
     assert!(token_banner.contains("./data"));
+    app.wait_for("Paste it into the admin console at /admin");
+    let admin_token = app
+        .seen
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.len() == 48 && l.chars().all(|c| c.is_ascii_hexdigit()))
+        .expect("the token is printed on a line of its own")
+        .to_string();
     app.wait_for("PRINTED TO THIS LOG");
     let port = port_from(&app.wait_for("listening on 127.0.0.1:"));
     app.wait_for("confab ready");
@@ -117,6 +125,9 @@ fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
     let (status, body) = post(port, "/api/v1/verify", &format!(r#"{{"email":"newcomer@example.com","otp":"{otp}"}}"#));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["name"], "newcomer");
+    let admin_login = format!(r#"{{"token":"{admin_token}"}}"#);
+    let (status, body) = post(port, "/admin/api/session", &admin_login);
+    assert_eq!((status, body["who"].as_str()), (200, Some("admin token")), "the printed token opens the console");
     assert!(app.seen.iter().all(|l| !l.contains('\u{1b}')), "no colour codes when not on a terminal");
 
     let status = app.terminate();
@@ -124,8 +135,11 @@ fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
 
     // A restart keeps secrets: no new admin token is printed, old tokens stay valid.
     let mut again = Running::start(dir.path(), &[("CONFAB_ADDR", "127.0.0.1:0")]);
+    let port = port_from(&again.wait_for("listening on 127.0.0.1:"));
     again.wait_for("confab ready");
     assert!(again.seen.iter().all(|l| !l.contains("admin token (shown once")));
+    assert_eq!(post(port, "/admin/api/session", &admin_login).0, 200, "its hash survived the restart");
+    assert!(!std::fs::read_to_string(dir.path().join("data/admin_token.argon2")).unwrap().contains(&admin_token));
     again.terminate();
 }
 
