@@ -180,9 +180,18 @@ pub fn route_template(path: &str) -> String {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/admin/api/session",
+        "/admin/api/overview",
+        "/admin/api/stream",
+        "/admin/api/mail/requeue-dead",
     ];
     if FIXED.contains(&path) {
         return path.to_string();
+    }
+    if let Some(rest) = path.strip_prefix("/admin/api/users/") {
+        if let Some((_, action @ ("disconnect" | "revoke"))) = rest.split_once('/') {
+            return format!("/admin/api/users/:id/{action}");
+        }
     }
     for (prefix, template) in [
         ("/api/v1/user/", "/api/v1/user/:id"),
@@ -190,6 +199,7 @@ pub fn route_template(path: &str) -> String {
         ("/socket.io", "/socket.io"),
         ("/media/", "/media/:file"),
         ("/docs", "/docs"),
+        ("/admin/api/", "/admin/api/other"),
         ("/admin", "/admin"),
     ] {
         if path.starts_with(prefix) {
@@ -213,5 +223,9 @@ mod tests {
         assert_eq!(t("/api/v1/message/66ab1c2d3e4f5a6b7c8d9e0f"), "/api/v1/message/:chatId");
         assert_eq!(t("/wp-admin/setup.php"), "/other");
         assert_eq!(t("/api/v2/x"), "/api/other");
+        assert_eq!(t("/admin/api/users/66ab1c2d3e4f5a6b7c8d9e0f/revoke"), "/admin/api/users/:id/revoke");
+        assert_eq!(t("/admin/api/users/66ab1c2d3e4f5a6b7c8d9e0f/other"), "/admin/api/other");
+        assert_eq!(t("/admin/api/stream"), "/admin/api/stream");
+        assert_eq!(t("/admin/app.js"), "/admin");
     }
 }
