@@ -1,13 +1,15 @@
 //! What the admin console shows, assembled from the live state: who is online where, the
 //! mail queue, login and message traffic, recent mail failures and backend health.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::activity::{activity, MailFailure, Timeline};
 use crate::app::AppState;
-use crate::domain::now_ms;
+use crate::domain::{now_ms, ObjectId};
 use crate::ports::OnlineUser;
 
 /// Online users listed in full; beyond this only the count is sent, so a large site's
@@ -101,15 +103,52 @@ pub async fn fingerprint(state: &AppState) -> Fingerprint {
     }
 }
 
-pub async fn snapshot(state: &Arc<AppState>, fingerprint: &Fingerprint, backends: Vec<BackendView>) -> Snapshot {
+/// Names and emails of online users, so a live view reads each user once rather than on
+/// every push; forgotten every minute, so renames show up.
+pub struct UserCache {
+    known: HashMap<ObjectId, Option<(String, String)>>,
+    since: Instant,
+}
+
+const USER_CACHE_TTL: Duration = Duration::from_secs(60);
+
+impl Default for UserCache {
+    fn default() -> Self {
+        Self { known: HashMap::new(), since: Instant::now() }
+    }
+}
+
+impl UserCache {
+    async fn name_and_email(&mut self, state: &AppState, id: &ObjectId) -> Option<(String, String)> {
+        if self.since.elapsed() > USER_CACHE_TTL {
+            *self = Self::default();
+        }
+        if let Some(known) = self.known.get(id) {
+            return known.clone();
+        }
+        // A failed read is not remembered: the next push tries again.
+        let user = state.store.user_by_id(id).await.ok()?;
+        let found = user.map(|u| (u.name, u.email.as_str().to_string()));
+        self.known.insert(*id, found.clone());
+        found
+    }
+}
+
+pub async fn snapshot(
+    state: &Arc<AppState>,
+    fingerprint: &Fingerprint,
+    backends: Vec<BackendView>,
+    users: &mut UserCache,
+) -> Snapshot {
     let mut online = Vec::with_capacity(fingerprint.online.len().min(ONLINE_LISTED));
     for entry in fingerprint.online.iter().take(ONLINE_LISTED) {
-        let user = state.store.user_by_id(&entry.user).await.ok().flatten();
+        let user = users.name_and_email(state, &entry.user).await;
         let local = state.presence.local(&entry.user);
+        let (name, email) = user.map_or((None, None), |(n, e)| (Some(n), Some(e)));
         online.push(OnlineEntry {
             id: entry.user.to_hex(),
-            name: user.as_ref().map(|u| u.name.clone()),
-            email: user.as_ref().map(|u| u.email.as_str().to_string()),
+            name,
+            email,
             instances: entry.instances.clone(),
             since: local.map(|l| l.since),
             sockets: local.map(|l| l.connections),

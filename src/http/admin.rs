@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::error::{json_response, ApiError};
 use crate::app::AppState;
-use crate::console::{self, BackendView, Fingerprint};
+use crate::console::{self, BackendView, Fingerprint, UserCache};
 use crate::domain::ObjectId;
 use crate::services::admin::{AdminSession, Credential};
 use crate::services::ServiceError;
@@ -132,7 +132,7 @@ async fn overview(req: Request) -> poem::Result<Response> {
     let state = state_of(&req);
     let fingerprint = console::fingerprint(&state).await;
     let backends = console::backends(&state).await;
-    let snapshot = console::snapshot(&state, &fingerprint, backends).await;
+    let snapshot = console::snapshot(&state, &fingerprint, backends, &mut UserCache::default()).await;
     Ok(json_ok(serde_json::to_value(snapshot).expect("snapshot serialises")))
 }
 
@@ -144,12 +144,14 @@ struct Watch {
     last: Option<Fingerprint>,
     backends: Vec<BackendView>,
     backends_at: Option<tokio::time::Instant>,
+    users: UserCache,
 }
 
 /// Snapshots, pushed as `snapshot` events whenever what they show changes, for as long
 /// as the session lasts.
 fn snapshots(state: Arc<AppState>, secret: String) -> impl Stream<Item = Event> + Send + 'static {
-    let watch = Watch { state, secret, last: None, backends: Vec::new(), backends_at: None };
+    let watch =
+        Watch { state, secret, last: None, backends: Vec::new(), backends_at: None, users: UserCache::default() };
     stream::unfold(watch, |mut w| async move {
         loop {
             if w.state.stopping.is_cancelled() || !matches!(w.state.admin.session(&w.secret).await, Ok(Some(_))) {
@@ -162,7 +164,7 @@ fn snapshots(state: Arc<AppState>, secret: String) -> impl Stream<Item = Event> 
                     w.backends = console::backends(&w.state).await;
                     w.backends_at = Some(tokio::time::Instant::now());
                 }
-                let snapshot = console::snapshot(&w.state, &fingerprint, w.backends.clone()).await;
+                let snapshot = console::snapshot(&w.state, &fingerprint, w.backends.clone(), &mut w.users).await;
                 w.last = Some(fingerprint);
                 let data = serde_json::to_string(&snapshot).expect("snapshot serialises");
                 return Some((Event::message(data).event_type("snapshot"), w));
