@@ -71,9 +71,14 @@ pub trait Ephemeral: Send + Sync + 'static {
     /// Removes `key`; returns whether it existed, so exactly one of several racing
     /// callers can "consume" a value.
     async fn delete(&self, key: &str) -> BackendResult<bool>;
-    /// Adds one to the counter at `key` (created at 0 with `ttl` if absent) and returns
-    /// the new count. The expiry is set only at creation: a fixed window.
-    async fn increment(&self, key: &str, ttl: Duration) -> BackendResult<u64>;
+    /// Adds `by` (at least 1) to the counter at `key` (created at 0 with `ttl` if absent)
+    /// and returns the new count. The expiry is set only at creation: a fixed window.
+    async fn add(&self, key: &str, by: u64, ttl: Duration) -> BackendResult<u64>;
+    async fn increment(&self, key: &str, ttl: Duration) -> BackendResult<u64> {
+        self.add(key, 1, ttl).await
+    }
+    /// The values of several keys in one round trip, in order.
+    async fn get_many(&self, keys: &[String]) -> BackendResult<Vec<Option<String>>>;
     async fn ping(&self) -> BackendResult<()>;
 }
 

@@ -77,6 +77,21 @@ mod suite {
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert_eq!(e.increment(&k, Duration::from_secs(5)).await.unwrap(), 1, "a new window starts at 1");
     }
+
+    pub async fn add_sums_and_get_many_reads_in_order(e: Arc<dyn Ephemeral>, p: &str) {
+        let (a, b, missing) = (format!("{p}:sum-a"), format!("{p}:sum-b"), format!("{p}:sum-none"));
+        assert_eq!(e.add(&a, 5, Duration::from_millis(1500)).await.unwrap(), 5);
+        assert_eq!(e.add(&a, 3, Duration::from_secs(60)).await.unwrap(), 8);
+        assert_eq!(e.increment(&a, Duration::from_secs(60)).await.unwrap(), 9, "increment is add 1");
+        assert_eq!(e.add(&b, 2, Duration::from_secs(60)).await.unwrap(), 2);
+        assert!(e.add(&b, 0, Duration::from_secs(60)).await.is_err(), "adding nothing is a mistake");
+        let got = e.get_many(&[b.clone(), missing.clone(), a.clone()]).await.unwrap();
+        assert_eq!(got, [Some("2".to_string()), None, Some("9".to_string())]);
+        assert!(e.get_many(&[]).await.unwrap().is_empty());
+        // The first add set the window; later adds did not extend it.
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        assert_eq!(e.get_many(&[a]).await.unwrap(), [None]);
+    }
 }
 
 macro_rules! ephemeral_contract {
@@ -84,7 +99,8 @@ macro_rules! ephemeral_contract {
         mod $backend {
             use super::*;
             ephemeral_contract!(@case $make, set_get_delete, values_expire, set_if_absent_has_one_winner,
-                set_if_absent_after_expiry, increment_counts_atomically_in_a_fixed_window);
+                set_if_absent_after_expiry, increment_counts_atomically_in_a_fixed_window,
+                add_sums_and_get_many_reads_in_order);
         }
     };
     (@case $make:expr, $($case:ident),*) => {

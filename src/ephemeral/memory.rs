@@ -85,17 +85,26 @@ impl Ephemeral for MemoryEphemeral {
         }))
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> BackendResult<u64> {
+    async fn add(&self, key: &str, by: u64, ttl: Duration) -> BackendResult<u64> {
+        anyhow::ensure!(by > 0, "add needs a positive amount");
         self.with_live(key, |entries, live| {
             if !live {
-                entries.insert(key.to_string(), entry("1".into(), ttl));
-                return Ok(1);
+                entries.insert(key.to_string(), entry(by.to_string(), ttl));
+                return Ok(by);
             }
             let e = entries.get_mut(key).expect("live entry");
             let count: u64 = e.value.parse().map_err(|_| anyhow::anyhow!("{key} is not a counter"))?;
-            e.value = (count + 1).to_string();
-            Ok(count + 1)
+            e.value = (count + by).to_string();
+            Ok(count + by)
         })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> BackendResult<Vec<Option<String>>> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
     }
 
     async fn ping(&self) -> BackendResult<()> {

@@ -12,10 +12,10 @@ use tokio::sync::RwLock;
 use crate::config::mask_url_password;
 use crate::ports::{BackendResult, Ephemeral};
 
-/// INCR, and set the window's expiry only when the counter is new (a fixed window).
-const INCREMENT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+/// INCRBY, and set the window's expiry only when the counter is new (a fixed window).
+const ADD: &str = r"
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
@@ -23,7 +23,7 @@ pub struct RedisEphemeral {
     connection: Arc<RwLock<Option<ConnectionManager>>>,
     prefix: String,
     shown_url: String,
-    increment: redis::Script,
+    add: redis::Script,
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -38,7 +38,7 @@ impl RedisEphemeral {
         let connection = Arc::new(RwLock::new(None));
         let shown_url = mask_url_password(url);
         tokio::spawn(connect_loop(client, connection.clone(), shown_url.clone()));
-        Ok(Self { connection, prefix: prefix.to_string(), shown_url, increment: redis::Script::new(INCREMENT) })
+        Ok(Self { connection, prefix: prefix.to_string(), shown_url, add: redis::Script::new(ADD) })
     }
 
     /// Waits until connected (for tests and start-up checks).
@@ -117,9 +117,22 @@ impl Ephemeral for RedisEphemeral {
         Ok(removed > 0)
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> BackendResult<u64> {
+    async fn add(&self, key: &str, by: u64, ttl: Duration) -> BackendResult<u64> {
+        anyhow::ensure!(by > 0, "add needs a positive amount");
         let mut c = self.conn().await?;
-        Ok(self.increment.key(self.key(key)).arg(millis(ttl)).invoke_async(&mut c).await?)
+        Ok(self.add.key(self.key(key)).arg(millis(ttl)).arg(by).invoke_async(&mut c).await?)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> BackendResult<Vec<Option<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn().await?;
+        let mut mget = redis::cmd("MGET");
+        for key in keys {
+            mget.arg(self.key(key));
+        }
+        Ok(mget.query_async(&mut c).await?)
     }
 
     async fn ping(&self) -> BackendResult<()> {
