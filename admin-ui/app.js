@@ -238,6 +238,8 @@ function renderStats(s) {
 }
 
 function renderTraffic(s) {
+  $("traffic-error").hidden = !s.trafficError;
+  $("traffic-error").textContent = s.trafficError ? `Traffic counts unavailable: ${s.trafficError}` : "";
   for (const [name] of OTP_SERIES) byTestId(`otp-${name}`).textContent = seriesOf(s, name).total;
   const legend = $("legend");
   if (!legend.children.length) {

@@ -307,6 +307,8 @@ impl Application {
             })
             .collect();
         let sampler = tokio::spawn(sample_gauges(state.clone()));
+        let stop_flusher = CancellationToken::new();
+        let flusher = tokio::spawn(crate::activity::flush_every_second(state.ephemeral.clone(), stop_flusher.clone()));
         let routes = crate::http::routes(state.clone(), socketio);
         let stopping = state.stopping.clone();
         let signal = async move {
@@ -331,6 +333,9 @@ impl Application {
         for worker in workers {
             let _ = worker.await;
         }
+        // Last, so what the workers counted while draining is recorded too.
+        stop_flusher.cancel();
+        let _ = flusher.await;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::activity::{activity, MailFailure, Timeline};
+use crate::activity::{activity, MailFailure, Series, Timeline, KINDS, MINUTES_KEPT};
 use crate::app::AppState;
 use crate::domain::{now_ms, ObjectId};
 use crate::ports::OnlineUser;
@@ -28,7 +28,10 @@ pub struct Snapshot {
     /// Socket.IO connections open on this instance.
     pub connections: i64,
     pub mail_queue: QueueView,
+    /// Login and message traffic per minute, across every instance.
     pub traffic: Timeline,
+    /// Why `traffic` is all zeros, when its store could not be read.
+    pub traffic_error: Option<String>,
     pub mail_failures: Vec<MailFailure>,
     pub backends: Vec<BackendView>,
 }
@@ -65,7 +68,8 @@ pub struct BackendView {
 /// The parts of the state that, when unchanged, mean the console has nothing new to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
-    activity: u64,
+    traffic: Result<Timeline, String>,
+    failures: u64,
     online: Vec<OnlineUser>,
     connections: i64,
     queue: QueueView,
@@ -95,8 +99,10 @@ pub async fn fingerprint(state: &AppState) -> Fingerprint {
             Vec::new()
         }
     };
+    let traffic = activity().timeline(state.ephemeral.as_ref()).await.map_err(|e| format!("{e:#}"));
     Fingerprint {
-        activity: activity().version(),
+        traffic,
+        failures: activity().failures_version(),
         online,
         connections: crate::metrics::metrics().socket_connections.get(),
         queue: queue_view(state).await,
@@ -164,8 +170,15 @@ pub async fn snapshot(
         online,
         connections: fingerprint.connections,
         mail_queue: fingerprint.queue.clone(),
-        traffic: a.timeline(),
+        traffic: fingerprint.traffic.clone().unwrap_or_else(|_| empty_timeline()),
+        traffic_error: fingerprint.traffic.clone().err(),
         mail_failures: a.recent_failures(),
         backends,
     }
+}
+
+fn empty_timeline() -> Timeline {
+    let from = (now_ms() / 60_000 - MINUTES_KEPT as i64 + 1) * 60_000;
+    let series = KINDS.iter().map(|k| Series { name: k.name(), per_minute: vec![0; MINUTES_KEPT], total: 0 }).collect();
+    Timeline { from, series }
 }

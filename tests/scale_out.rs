@@ -164,7 +164,8 @@ async fn two_instances_share_login_state_and_deliver_each_mail_once() {
 
 /// The admin console of either instance sees the whole cluster: a session opened on A
 /// works on B (sessions live in Redis), the online list names the instance each user is
-/// on, a disconnect from A closes a socket held by B, and the queue is RabbitMQ's.
+/// on, traffic counted on both adds up, a disconnect from A closes a socket held by B,
+/// and the queue is RabbitMQ's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_console_sees_the_whole_cluster() {
     let shared_dir = tempfile::tempdir().unwrap();
@@ -227,6 +228,21 @@ async fn the_admin_console_sees_the_whole_cluster() {
     assert!(view["mailQueue"]["backend"].as_str().unwrap().starts_with("rabbitmq"), "{}", view["mailQueue"]);
     assert_eq!(view["mailQueue"]["depth"], 0);
     assert_eq!(view["mailQueue"]["deadLetters"], 0);
+
+    // Codes requested on both instances add up in either console.
+    for (app, email) in [(&a, common::unique_email("traffic-a")), (&b, common::unique_email("traffic-b"))] {
+        assert_eq!(app.post("/api/v1/login", json!({ "email": email }), None).await.0, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, view) = overview(&a).await;
+        let series = view["traffic"]["series"].as_array().unwrap();
+        if series.iter().find(|s| s["name"] == "requested").unwrap()["total"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both instances' codes counted: {}", view["traffic"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let disconnect = a.client.post(a.url(&format!("/admin/api/users/{}/disconnect", alice.id))).bearer_auth(&session);
     let (status, done) = common::read(disconnect.send().await.unwrap()).await;
