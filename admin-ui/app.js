@@ -177,15 +177,19 @@ function startStream() {
     latest = JSON.parse(event.data);
     render(latest);
   });
-  stream.addEventListener("error", async () => {
+  const source = stream;
+  source.addEventListener("error", async () => {
+    if (source !== stream) return;
     setLive("down", "Reconnecting…");
-    // EventSource retries by itself, except after an error status: find out whether
-    // the session ended.
+    // EventSource retries by itself after a dropped connection, but gives up after an
+    // error status: then find out whether the session ended, or try again shortly.
+    if (source.readyState !== EventSource.CLOSED) return;
     try {
       await call("GET", `${API}/session`);
-      if (stream && stream.readyState === EventSource.CLOSED) setTimeout(startStream, 2000);
+      setTimeout(() => source === stream && startStream(), 2000);
     } catch (error) {
       if (error.status === 401) showLogin("Your session ended; log in again.");
+      else setTimeout(() => source === stream && startStream(), 5000);
     }
   });
 }

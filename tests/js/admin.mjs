@@ -219,8 +219,18 @@ try {
   await page.locator("#login").waitFor({ timeout: 5_000 });
   const after = await page.evaluate(async () => (await fetch("/admin/api/overview")).status);
   assert(after === 401, `overview after logout: ${after}`);
-  assert(pageErrors.length === 0, `console errors: ${pageErrors.join(" | ")}`);
   step("logged out");
+
+  // 9. A session ended elsewhere (another tab, expiry) brings the open console back to
+  // the login screen by itself.
+  await page.locator("#token").fill(env("ADMIN_TOKEN"));
+  await page.locator("#token-form button[type=submit]").click();
+  await page.locator("#live[data-state=live]").waitFor({ timeout: 10_000 });
+  await page.evaluate(() => fetch("/admin/api/session", { method: "DELETE" }));
+  await page.locator("#login-error", { hasText: "session ended" }).waitFor({ timeout: 15_000 });
+  assert(await page.locator("#dashboard").isHidden(), "the dashboard closes with its session");
+  assert(pageErrors.length === 0, `console errors: ${pageErrors.join(" | ")}`);
+  step("ended session returns to login");
   report.ok = true;
 } finally {
   if (smtpStopped) process.kill(smtpPid, "SIGCONT");
