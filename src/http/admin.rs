@@ -12,6 +12,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::credentials;
 use super::error::{json_response, ApiError};
 use crate::app::AppState;
 use crate::console::{self, BackendView, Fingerprint, UserCache};
@@ -40,22 +41,8 @@ fn refuse(status: StatusCode, message: &str) -> poem::Error {
 }
 
 fn session_secret(req: &Request) -> Option<String> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|v| v.trim().to_string());
-    bearer.or_else(|| {
-        req.headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)
-            .map(|(_, value)| value.to_string())
-    })
+    let headers = req.headers();
+    credentials::bearer(headers).or_else(|| credentials::cookie(headers, COOKIE)).map(str::to_string)
 }
 
 async fn current_session(state: &AppState, req: &Request) -> poem::Result<(String, AdminSession)> {

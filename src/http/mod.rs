@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod chats;
+pub mod credentials;
 pub mod error;
 pub mod health;
 pub mod limits;
@@ -77,8 +78,7 @@ async fn web_client_page(root: &std::path::Path, path: &str) -> Option<poem::Res
 fn metrics_page(req: &poem::Request, token: Option<&str>) -> poem::Result<poem::Response> {
     use subtle::ConstantTimeEq;
     if let Some(expected) = token {
-        let given =
-            req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = credentials::bearer(req.headers());
         let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())));
         if !ok {
             return Err(poem::Error::from_response(error::json_response(

@@ -23,16 +23,9 @@ fn token_from<A: Adapter>(socket: &SocketRef<A>, auth: &Value) -> Option<String>
         return Some(t.trim_start_matches("Bearer ").to_string());
     }
     let headers = &socket.req_parts().headers;
-    if let Some(t) = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(t.trim().to_string());
-    }
-    headers
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix("token=").map(str::to_string))
+    crate::http::credentials::bearer(headers)
+        .or_else(|| crate::http::credentials::cookie(headers, "token"))
+        .map(str::to_string)
 }
 
 fn legacy_user_id<A: Adapter>(socket: &SocketRef<A>, auth: &Value) -> Option<String> {
