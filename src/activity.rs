@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::domain::now_ms;
 use crate::ports::{BackendResult, Ephemeral};
 
-/// The series of the traffic chart, in the order of [`Minute::counts`].
+/// The series of the traffic chart, in chart order ([`KINDS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     OtpRequested,

@@ -243,9 +243,9 @@ impl Application {
         }
         let acceptor = acceptor.context("no listen address")?;
         if settings.config.instance_name.is_none() {
-            // The bound port, not the configured one: port 0 picks a free port.
-            let port = addrs.first().map(|a| a.port()).unwrap_or_default();
-            settings.instance = format!("{}:{port}", crate::config::hostname());
+            // Named again from the bound port: a configured port 0 picks a free one.
+            settings.instance =
+                crate::config::default_instance_name(addrs.first().map(|a| a.port()).unwrap_or_default());
         }
         let media_store: Arc<dyn MediaStore> = match &config.cloudinary_url {
             Some(url) => Arc::new(Cloudinary::from_url(url)?),

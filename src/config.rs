@@ -235,7 +235,7 @@ impl Config {
         let instance = match &self.instance_name {
             Some(name) if name.trim().is_empty() => return Err(problem("instance_name", "must not be empty")),
             Some(name) => name.trim().to_string(),
-            None => format!("{}:{}", hostname(), listen.first().map(|a| a.port()).unwrap_or_default()),
+            None => default_instance_name(listen.first().map(|a| a.port()).unwrap_or_default()),
         };
         if self.login_ip_limit == 0 || self.login_ip_window_secs == 0 {
             return Err(problem("login_ip_limit", "limit and window must both be above 0"));
@@ -440,13 +440,15 @@ pub struct Settings {
     pub config: Config,
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// `<hostname>:<port>`, the instance's name when `instance_name` is unset.
+pub fn default_instance_name(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "confab".into())
+        .unwrap_or_else(|| "confab".into());
+    format!("{host}:{port}")
 }
 
 #[cfg(test)]

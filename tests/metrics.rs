@@ -114,3 +114,16 @@ async fn the_grafana_dashboard_uses_only_existing_series() {
         assert!(known, "dashboard references {name}, which /metrics does not expose");
     }
 }
+
+#[tokio::test]
+async fn metrics_can_be_switched_off() {
+    let app = TestApp::spawn_with(|c| c.metrics_enabled = false).await;
+    expect_error(common::read(app.client.get(app.url("/metrics")).send().await.unwrap()).await, 404);
+    let (status, _) = app.post("/api/v1/login", serde_json::json!({ "email": "off@example.com" }), None).await;
+    assert_eq!(status, 200, "the API works without metrics");
+    // Nothing timed or counted the requests (the registry is this test process's own).
+    let text = confab::metrics::metrics().render();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    assert!(!scrape.samples.iter().any(|s| s.metric.starts_with("confab_http_request")), "no HTTP series recorded");
+    assert!(!scrape.samples.iter().any(|s| s.metric.starts_with("confab_store_operation")), "no store timing recorded");
+}
