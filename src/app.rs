@@ -116,7 +116,8 @@ impl AppState {
         vec![store, ephemeral, queue, media]
     }
 
-    /// The origin clients reach this server at, for URLs of stored images.
+    /// The origin clients reach this server at. Only for decisions about the response to
+    /// this request (e.g. a `Secure` cookie): it is derived from headers, so never store it.
     pub fn public_base(&self, req: &Request) -> String {
         if let Some(url) = &self.settings.config.public_url {
             return url.trim_end_matches('/').to_string();
@@ -249,7 +250,7 @@ impl Application {
         }
         let media_store: Arc<dyn MediaStore> = match &config.cloudinary_url {
             Some(url) => Arc::new(Cloudinary::from_url(url)?),
-            None => Arc::new(LocalMedia::open(&config.data_dir.join("media"))?),
+            None => Arc::new(LocalMedia::open(&config.data_dir.join("media"), config.public_url.as_deref())?),
         };
         let limits = ImageLimits {
             max_bytes: config.max_image_bytes,

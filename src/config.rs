@@ -46,6 +46,10 @@ pub struct Config {
     pub instance_name: Option<String>,
     /// A directory holding a static web client, served at `/`.
     pub web_root: Option<PathBuf>,
+    /// With several listen ports, the one whose origin serves `web_root`; page loads on
+    /// the others are redirected there. Unset: 5002 when listening on it (where the
+    /// original client opens its socket), else every port serves the client.
+    pub web_port: Option<u16>,
     /// Trust `?userId=` in the Socket.IO handshake like the original (insecure).
     pub legacy_socket_identity: bool,
     /// `/login` requests allowed per client address per window.
@@ -101,6 +105,7 @@ impl Default for Config {
             admin_session_secs: 3600,
             instance_name: None,
             web_root: None,
+            web_port: None,
             legacy_socket_identity: false,
             login_ip_limit: 60,
             login_ip_window_secs: 600,
@@ -140,6 +145,7 @@ const KEYS: &[&str] = &[
     "admin_session_secs",
     "instance_name",
     "web_root",
+    "web_port",
     "legacy_socket_identity",
     "login_ip_limit",
     "login_ip_window_secs",
@@ -294,8 +300,9 @@ impl Config {
                 return Err(problem("web_root", format!("{} is not a directory", root.display())));
             }
         }
+        let web_port = web_port(self.web_port, &listen)?;
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| problem("log", e.to_string()))?;
-        Ok(Settings { listen, cors, mail_from, admin_emails, instance, config: self })
+        Ok(Settings { listen, cors, mail_from, admin_emails, instance, web_port, config: self })
     }
 
     /// The effective configuration as TOML with every secret masked.
@@ -392,6 +399,23 @@ fn parse_addrs(raw: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     Ok(addrs)
 }
 
+/// The port that serves the web client when there is a choice. A browser sends the
+/// `token` cookie only to the page's own origin, and the original client opens its socket
+/// on its `chat_service` origin (`:5002`): its page must come from there for the socket
+/// to be authenticated.
+fn web_port(configured: Option<u16>, listen: &[SocketAddr]) -> Result<Option<u16>, ConfigError> {
+    let mut ports: Vec<u16> = listen.iter().map(SocketAddr::port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    match configured {
+        Some(port) if !ports.contains(&port) => {
+            Err(problem("web_port", format!("{port} is not one of the listen ports ({ports:?})")))
+        }
+        Some(port) => Ok((ports.len() > 1).then_some(port)),
+        None => Ok((ports.len() > 1 && ports.contains(&5002)).then_some(5002)),
+    }
+}
+
 /// Maps the original services' `.env` names onto our keys, so an existing deployment's
 /// environment works as it is. `CONFAB_*` variables win over these.
 pub fn legacy_aliases(var: impl Fn(&str) -> Option<String>) -> serde_json::Map<String, serde_json::Value> {
@@ -437,6 +461,9 @@ pub struct Settings {
     pub admin_emails: Vec<crate::domain::Email>,
     /// How this instance is named where several serve one deployment.
     pub instance: String,
+    /// The listen port whose origin serves `web_root` (others redirect page loads there);
+    /// `None` when every port serves it.
+    pub web_port: Option<u16>,
     pub config: Config,
 }
 
@@ -467,6 +494,18 @@ mod tests {
         let cfg = Config { addr: ":5000, 127.0.0.1:5002".into(), ..Config::default() };
         let s = cfg.validate().unwrap();
         assert_eq!(s.listen, vec!["0.0.0.0:5000".parse().unwrap(), "127.0.0.1:5002".parse().unwrap()]);
+    }
+
+    #[test]
+    fn web_client_port_follows_the_original_socket_origin() {
+        let web = |addr: &str, port: Option<u16>| {
+            Config { addr: addr.into(), web_port: port, ..Config::default() }.validate().map(|s| s.web_port)
+        };
+        assert_eq!(web(":5000,:5002", None).unwrap(), Some(5002));
+        assert_eq!(web(":5000", None).unwrap(), None, "one port serves everything");
+        assert_eq!(web(":5000,:6000", None).unwrap(), None, "no socket origin to prefer");
+        assert_eq!(web(":5000,:6000", Some(6000)).unwrap(), Some(6000));
+        assert_eq!(web(":5000,:5002", Some(7000)).unwrap_err().key, "web_port");
     }
 
     #[test]

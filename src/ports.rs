@@ -159,13 +159,8 @@ pub trait Connections: Send + Sync + 'static {
 /// Where uploaded images are kept.
 #[async_trait]
 pub trait MediaStore: Send + Sync + 'static {
-    /// Stores the image and its thumbnail. `base_url` is this server's public origin,
-    /// for stores that serve the files themselves.
-    async fn put(
-        &self,
-        image: &crate::media::image::ProcessedImage,
-        base_url: &str,
-    ) -> BackendResult<crate::domain::Image>;
+    /// Stores the image and its thumbnail.
+    async fn put(&self, image: &crate::media::image::ProcessedImage) -> BackendResult<crate::domain::Image>;
     /// Removes an image (and its thumbnail) by `publicId`.
     async fn delete(&self, public_id: &str) -> BackendResult<()>;
     fn describe(&self) -> String;

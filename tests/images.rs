@@ -128,9 +128,10 @@ async fn every_allowed_format_is_accepted_with_a_thumbnail() {
         assert_eq!((m["messageType"].as_str(), m["text"].as_str()), (Some("image"), Some("")));
         let image = &m["image"];
         let url = image["url"].as_str().unwrap();
-        assert!(url.starts_with(&s.app.base) && url.ends_with(&format!(".{ext}")), "{url}");
+        // Root-relative without public_url: it loads from whichever origin serves the page.
+        assert!(url.starts_with("/media/chat-images/") && url.ends_with(&format!(".{ext}")), "{url}");
         assert!(image["publicId"].as_str().unwrap().starts_with("chat-images/"));
-        let resp = s.app.client.get(url).send().await.unwrap();
+        let resp = s.app.client.get(s.app.url(url)).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], mime);
         assert!(resp.headers()["cache-control"].to_str().unwrap().contains("immutable"));
@@ -140,7 +141,16 @@ async fn every_allowed_format_is_accepted_with_a_thumbnail() {
         )
         .unwrap();
         assert_eq!(served.as_ref(), on_disk.as_slice(), "served byte-exact");
-        let thumb = s.app.client.get(image["thumbUrl"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+        let thumb = s
+            .app
+            .client
+            .get(s.app.url(image["thumbUrl"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let thumb = image::load_from_memory(&thumb).unwrap();
         assert!(thumb.width() <= 320 && thumb.height() <= 320);
     }
@@ -195,7 +205,7 @@ async fn exif_and_gps_are_stripped_and_orientation_applied() {
     let stored = s
         .app
         .client
-        .get(body["message"]["image"]["url"].as_str().unwrap())
+        .get(s.app.url(body["message"]["image"]["url"].as_str().unwrap()))
         .send()
         .await
         .unwrap()
@@ -332,7 +342,7 @@ mod orphans {
         let store: Arc<dyn Store> = Arc::new(MessagesFail(SqliteStore::open(&dir.path().join("confab.db")).unwrap()));
         let media_root = dir.path().join("media");
         let media =
-            Arc::new(MediaService::new(Arc::new(LocalMedia::open(&media_root).unwrap()), ImageLimits::default()));
+            Arc::new(MediaService::new(Arc::new(LocalMedia::open(&media_root, None).unwrap()), ImageLimits::default()));
         let (_svc, io) = socketioxide::SocketIo::new_svc();
         io.ns("/", async |_: socketioxide::extract::SocketRef| {});
         let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io)), media);
@@ -341,10 +351,46 @@ mod orphans {
         let (chat, _) = store.open_chat(&a.id, &b.id).await.unwrap();
         let chat_id = chat.id.to_hex();
         let png = encode(&photo(16, 16), image::ImageFormat::Png);
-        let result =
-            chats.post_image(&a, Draft { chat_id: Some(&chat_id), text: None }, png, "http://localhost:5000").await;
+        let result = chats.post_image(&a, Draft { chat_id: Some(&chat_id), text: None }, png).await;
         assert!(matches!(result, Err(ServiceError::Unavailable(_))), "{result:?}");
         let left: Vec<_> = std::fs::read_dir(media_root.join("chat-images")).unwrap().collect();
         assert!(left.is_empty(), "no orphaned files: {left:?}");
+    }
+}
+
+/// A forged `Host` must not end up in the URL every recipient loads; `public_url`, when
+/// set, is the only origin written into stored messages.
+#[tokio::test]
+async fn stored_image_urls_never_come_from_the_host_header() {
+    let png = encode(&photo(20, 10), ImageFormat::Png);
+    for public_url in [None, Some("https://chat.example.com/")] {
+        let app = TestApp::spawn_with(|c| c.public_url = public_url.map(str::to_string)).await;
+        let (_, alice) = app.user_with_token("host-alice@example.com").await;
+        let (bob, _) = app.user_with_token("host-bob@example.com").await;
+        let (_, chat) = app.post("/api/v1/chat/new", json!({ "otherUserId": bob.id.to_hex() }), Some(&alice)).await;
+        let form = reqwest::multipart::Form::new()
+            .text("chatId", chat["chatId"].as_str().unwrap().to_string())
+            .part("image", reqwest::multipart::Part::bytes(png.clone()).file_name("a.png"));
+        let resp = app
+            .client
+            .post(app.url("/api/v1/message"))
+            .header("host", "attacker.example:8080")
+            .header("x-forwarded-host", "attacker.example")
+            .bearer_auth(&alice)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = common::read(resp).await;
+        assert_eq!(status, 201, "{body}");
+        let expected = public_url.unwrap_or("").trim_end_matches('/').to_string() + "/media/chat-images/";
+        for key in ["url", "thumbUrl"] {
+            let url = body["message"]["image"][key].as_str().unwrap();
+            assert!(url.starts_with(&expected), "{key} {url} starts with {expected}");
+            assert!(!url.contains("attacker"), "{url}");
+        }
+        let (_, history) =
+            app.get(&format!("/api/v1/message/{}", chat["chatId"].as_str().unwrap()), Some(&alice)).await;
+        assert!(!history.to_string().contains("attacker"), "stored copy: {history}");
     }
 }

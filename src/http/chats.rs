@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
@@ -190,7 +189,6 @@ impl ChatsApi {
     async fn send(
         &self,
         state: Data<&Arc<AppState>>,
-        req: &Request,
         auth: BearerAuth,
         body: SendMessageBody,
     ) -> ApiResult<SendMessageResponse> {
@@ -208,7 +206,7 @@ impl ChatsApi {
                             .into_vec()
                             .await
                             .map_err(|e| ServiceError::BadRequest(format!("Could not read the image: {e}")))?;
-                        state.chats.post_image(me, draft, bytes, &state.public_base(req)).await?
+                        state.chats.post_image(me, draft, bytes).await?
                     }
                 }
             }

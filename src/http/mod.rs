@@ -74,6 +74,42 @@ async fn web_client_page(root: &std::path::Path, path: &str) -> Option<poem::Res
     None
 }
 
+/// A redirect of a page load that arrived on another port than `web_port` to the same
+/// path there, or `None` when it arrived on `web_port`. Only page loads are sent over:
+/// the API answers on every port, as the original client calls it on both.
+fn redirect_to_web_port(req: &poem::Request, web_port: u16) -> Option<poem::Response> {
+    let local = req.local_addr().as_socket_addr()?;
+    if local.port() == web_port {
+        return None;
+    }
+    // The host the browser used (only the port changes), or the listener's own address.
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| {
+            req.headers()
+                .get(poem::http::header::HOST)?
+                .to_str()
+                .ok()?
+                .parse::<poem::http::uri::Authority>()
+                .ok()
+                .map(|a| a.host().to_string())
+        })
+        .unwrap_or_else(|| local.ip().to_string());
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let location = format!("http://{host}:{web_port}{path}");
+    // Refuse to echo anything that does not parse back as a URL of that shape.
+    let parsed = url::Url::parse(&location).ok()?;
+    Some(
+        poem::Response::builder()
+            .status(poem::http::StatusCode::FOUND)
+            .header(poem::http::header::LOCATION, parsed.as_str())
+            .header(poem::http::header::CACHE_CONTROL, "no-store")
+            .finish(),
+    )
+}
+
 /// Prometheus text format; behind `Authorization: Bearer <metrics_token>` when set.
 fn metrics_page(req: &poem::Request, token: Option<&str>) -> poem::Result<poem::Response> {
     use subtle::ConstantTimeEq;
@@ -142,6 +178,7 @@ pub fn routes(
     }
     let metrics_enabled = config.metrics_enabled;
     let web_root = config.web_root.clone();
+    let web_port = state.settings.web_port;
     let routes = route
         .nest("/admin", admin::routes())
         .nest("/", api.with(body_limit))
@@ -150,9 +187,13 @@ pub fn routes(
             async move {
                 let wants_page = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
                 let path = req.uri().path().to_string();
+                let elsewhere = web_port.and_then(|port| redirect_to_web_port(&req, port));
                 match inner.call(req).await {
                     Err(e) if e.is::<poem::error::NotFoundError>() && wants_page && web_root.is_some() => {
-                        web_client_page(web_root.as_deref().expect("checked"), &path).await.ok_or(e)
+                        match elsewhere {
+                            Some(redirect) => Ok(redirect),
+                            None => web_client_page(web_root.as_deref().expect("checked"), &path).await.ok_or(e),
+                        }
                     }
                     other => other.map(IntoResponse::into_response),
                 }

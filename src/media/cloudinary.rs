@@ -55,7 +55,7 @@ impl Cloudinary {
 
 #[async_trait]
 impl MediaStore for Cloudinary {
-    async fn put(&self, image: &ProcessedImage, _base_url: &str) -> BackendResult<Image> {
+    async fn put(&self, image: &ProcessedImage) -> BackendResult<Image> {
         let timestamp = (crate::domain::now_ms() / 1000).to_string();
         let signature = sign(&[("folder", FOLDER), ("timestamp", &timestamp)], &self.secret);
         let file = reqwest::multipart::Part::bytes(image.image.bytes.clone())

@@ -14,12 +14,18 @@ pub const FOLDER: &str = "chat-images";
 
 pub struct LocalMedia {
     root: PathBuf,
+    /// What stored URLs start with: `public_url` when configured, else nothing, so they
+    /// are root-relative (`/media/…`) and load from whichever origin serves the page.
+    /// Never taken from a request: a `Host` header would end up in every recipient's
+    /// copy of the message.
+    url_prefix: String,
 }
 
 impl LocalMedia {
-    pub fn open(root: &Path) -> anyhow::Result<Self> {
+    pub fn open(root: &Path, public_url: Option<&str>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root.join(FOLDER)).with_context(|| format!("creating {}", root.display()))?;
-        Ok(Self { root: root.to_path_buf() })
+        let url_prefix = public_url.unwrap_or_default().trim_end_matches('/').to_string();
+        Ok(Self { root: root.to_path_buf(), url_prefix })
     }
 
     pub fn root(&self) -> &Path {
@@ -38,7 +44,7 @@ impl LocalMedia {
 
 #[async_trait]
 impl MediaStore for LocalMedia {
-    async fn put(&self, image: &ProcessedImage, base_url: &str) -> BackendResult<Image> {
+    async fn put(&self, image: &ProcessedImage) -> BackendResult<Image> {
         let id = ObjectId::new();
         let name = format!("{id}.{}", image.image.extension);
         let thumb = format!("{id}_thumb.{}", image.thumbnail.extension);
@@ -47,7 +53,7 @@ impl MediaStore for LocalMedia {
             let _ = tokio::fs::remove_file(self.root.join(FOLDER).join(&name)).await;
             return Err(e);
         }
-        let base = base_url.trim_end_matches('/');
+        let base = &self.url_prefix;
         Ok(Image {
             url: format!("{base}/media/{FOLDER}/{name}"),
             public_id: format!("{FOLDER}/{id}"),

@@ -97,16 +97,10 @@ impl ChatService {
 
     /// `POST /message` with an image (and optional caption). Membership is checked before
     /// a byte is stored; if the message cannot be stored, neither is the image.
-    pub async fn post_image(
-        &self,
-        me: &User,
-        draft: Draft<'_>,
-        upload: Vec<u8>,
-        base_url: &str,
-    ) -> ServiceResult<Message> {
+    pub async fn post_image(&self, me: &User, draft: Draft<'_>, upload: Vec<u8>) -> ServiceResult<Message> {
         let (chat, text) = self.check_post(me, &draft, true).await?;
         let processed = self.media.prepare(upload).await?;
-        let image = self.media.keep(&processed, base_url).await?;
+        let image = self.media.keep(&processed).await?;
         match self.deliver(me, &chat, text, Some(image.clone())).await {
             Ok(message) => Ok(message),
             Err(e) => {

@@ -46,8 +46,8 @@ impl MediaService {
         })
     }
 
-    pub async fn keep(&self, image: &ProcessedImage, base_url: &str) -> ServiceResult<Image> {
-        Ok(self.store.put(image, base_url).await?)
+    pub async fn keep(&self, image: &ProcessedImage) -> ServiceResult<Image> {
+        Ok(self.store.put(image).await?)
     }
 
     /// Best effort: a failure is logged, since the caller is already reporting an error.

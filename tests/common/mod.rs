@@ -5,6 +5,7 @@
 pub mod node;
 pub mod sio;
 pub mod smtp;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ pub const TEST_JWT_SECRET: &str = "test-secret-for-confab-integration-tests";
 
 pub struct TestApp {
     pub base: String,
+    /// Every bound address (the first is `base`).
+    pub addrs: Vec<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub state: Arc<AppState>,
     pub data_dir: tempfile::TempDir,
@@ -44,9 +47,10 @@ impl TestApp {
         tweak(&mut config);
         let app = Application::build(config.validate().expect("valid test config")).await.expect("app builds");
         let base = format!("http://{}", app.addrs()[0]);
+        let addrs = app.addrs().to_vec();
         let state = app.state();
         tokio::spawn(app.run(std::future::pending()));
-        Self { base, client: reqwest::Client::new(), state, data_dir }
+        Self { base, addrs, client: reqwest::Client::new(), state, data_dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -93,6 +97,12 @@ pub fn expect_error(got: (StatusCode, Value), status: u16) -> String {
     let obj = got.1.as_object().expect("error body is an object");
     assert_eq!(obj.len(), 1, "error body has only `message`: {}", got.1);
     obj["message"].as_str().expect("message is a string").to_string()
+}
+
+/// A port that was free a moment ago, for tests that must name ports before binding
+/// (several listeners that refer to each other, a proxy in front of the app).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("local addr").port()
 }
 
 /// A unique address so tests can share mail sinks and stores.
