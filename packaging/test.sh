@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh Debian machine or this one:
 #   1. installs what the tests talk to when it is missing (an SMTP server for the tests
 #      to read mail back from, Redis, RabbitMQ, a MongoDB-compatible server, Node.js for
-#      the official Socket.IO client, Chromium for the admin console) and starts the servers that are not answering;
+#      the official Socket.IO client, Chromium for the browser tests, nginx and Caddy for
+#      the reverse-proxy tests) and starts the servers that are not answering;
 #   2. checks formatting and lints;
 #   3. runs every test (cargo nextest when installed, else cargo test).
 # Needs a Rust toolchain (https://rustup.rs) and root or sudo for apt-get.
@@ -29,6 +30,8 @@ command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v caddy >/dev/null || missing+=(caddy)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q

@@ -83,15 +83,18 @@ async fn check<F: Future<Output = anyhow::Result<()>>>(name: &'static str, backe
 }
 
 impl AppState {
-    /// The client's address for rate limiting: the peer, or the first `X-Forwarded-For`
-    /// hop when configured to trust a proxy.
+    /// The client's address for rate limiting: the peer, or, when configured to trust a
+    /// proxy, the last `X-Forwarded-For` hop: the one that proxy added. Earlier hops are
+    /// whatever the client sent, so trusting them would let it pick its own address.
     pub fn client_ip(&self, req: &Request) -> Option<IpAddr> {
         if self.settings.config.trust_forwarded_for {
             let forwarded = req
                 .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
                 .and_then(|v| v.trim().parse().ok());
             if forwarded.is_some() {
                 return forwarded;

@@ -81,6 +81,16 @@ async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
     if state.settings.config.smtp_url.is_none() {
         tracing::warn!("no smtp_url configured: OTP mails are PRINTED TO THIS LOG, not sent. Set CONFAB_SMTP_URL for real delivery.");
     }
+    if state.settings.config.legacy_socket_identity {
+        tracing::warn!(
+            "legacy_socket_identity is on: a Socket.IO connection without a token is taken to be whichever user its \
+             ?userId= names, so anyone can act as anyone in real time. Serve the web client from confab's origin or \
+             behind one proxy (see README) and turn it off."
+        );
+    }
+    if let (Some(port), Some(_)) = (state.settings.web_port, &state.settings.config.web_root) {
+        tracing::info!("web client at http://localhost:{port}/ (page loads on the other ports are redirected there)");
+    }
     for addr in app.addrs() {
         let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
         tracing::info!(

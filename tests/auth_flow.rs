@@ -176,6 +176,33 @@ async fn login_is_limited_per_client_address() {
     assert!(msg.contains("Too many OTP requests"), "{msg}");
 }
 
+/// Behind a trusted proxy the limit is per client, and the client cannot dodge it by
+/// sending its own `X-Forwarded-For`: only the hop the proxy appended counts.
+#[tokio::test]
+async fn behind_a_proxy_the_limit_uses_the_hop_the_proxy_added() {
+    let app = TestApp::spawn_with(|c| {
+        c.login_ip_limit = 2;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let login = |forwarded: String, tag: &str| {
+        app.client
+            .post(app.url("/api/v1/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "email": unique_email(tag) }))
+            .send()
+    };
+    for (i, spoofed) in ["1.1.1.1", "2.2.2.2"].iter().enumerate() {
+        let resp = login(format!("{spoofed}, 203.0.113.7"), &format!("xff{i}")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let third = common::read(login("3.3.3.3, 203.0.113.7".into(), "xff2").await.unwrap()).await;
+    assert!(expect_error(third, 429).contains("Too many OTP requests"));
+    // Another client behind the same proxy is not affected.
+    let other = login("1.1.1.1, 198.51.100.9".into(), "xff3").await.unwrap();
+    assert_eq!(other.status(), 200);
+}
+
 /// Two instances sharing one Redis act as one: a code mailed by A verifies on B, and
 /// the resend limit set on A holds on B.
 #[tokio::test]
