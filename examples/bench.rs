@@ -41,7 +41,10 @@ impl Server {
     }
 
     fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/confab");
+        // CONFAB_BENCH_BIN: another build to compare with (e.g. an older commit's).
+        let bin = std::env::var_os("CONFAB_BENCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/confab"));
         assert!(bin.exists(), "build the server first: cargo build --release (bench/run.sh does)");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(bin)
@@ -370,14 +373,98 @@ async fn uploads(count: usize, concurrency: usize) {
     println!("  server RSS before: {rss_before}; peak (VmHWM): {}", server.proc_field("VmHWM:"));
 }
 
+/// `GET /api/v1/chat/all` on the MongoDB store for a user with `chats` chats among
+/// `users` users, seeded as the original stores its documents (ObjectId `_id`s, member
+/// ids as strings, one unseen message per chat). The database is dropped afterwards.
+async fn chatlist(users: usize, chats: usize, runs: usize) {
+    use mongodb::bson::{doc, oid::ObjectId as Oid, DateTime, Document};
+    let base = std::env::var("CONFAB_BENCH_MONGO").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let database = format!("confab_bench_{}", Oid::new());
+    println!("chatlist: GET /api/v1/chat/all, {chats} chats among {users} users, MongoDB store ({base}/{database})");
+    let client = mongodb::Client::with_uri_str(&base).await.expect("MongoDB reachable (CONFAB_BENCH_MONGO)");
+    let db = client.database(&database);
+    let now = DateTime::now();
+    let ids: Vec<Oid> = (0..users).map(|_| Oid::new()).collect();
+    let seeding = Instant::now();
+    for (batch, chunk) in ids.chunks(1000).enumerate() {
+        let docs: Vec<Document> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let n = batch * 1000 + i;
+                doc! { "_id": id, "name": format!("user{n}"), "email": format!("user{n}@example.com"),
+                "createdAt": now, "updatedAt": now, "__v": 0 }
+            })
+            .collect();
+        db.collection::<Document>("users").insert_many(docs).await.unwrap();
+    }
+    let me = ids[0].to_hex();
+    let chat_ids: Vec<Oid> = (0..chats).map(|_| Oid::new()).collect();
+    for (batch, chunk) in chat_ids.chunks(1000).enumerate() {
+        let (mut chat_docs, mut message_docs) = (Vec::new(), Vec::new());
+        for (i, chat) in chunk.iter().enumerate() {
+            let peer = ids[1 + (batch * 1000 + i) % (users - 1)].to_hex();
+            let at = DateTime::from_millis(now.timestamp_millis() - (batch * 1000 + i) as i64);
+            chat_docs
+                .push(doc! { "_id": chat, "users": [&me, &peer], "latestMessage": { "text": "hi", "sender": &peer },
+                "createdAt": at, "updatedAt": at, "__v": 0 });
+            message_docs.push(doc! { "chatId": chat, "sender": &peer, "text": "hi", "messageType": "text",
+            "seen": false, "seenAt": null, "createdAt": at, "updatedAt": at, "__v": 0 });
+        }
+        db.collection::<Document>("chats").insert_many(chat_docs).await.unwrap();
+        db.collection::<Document>("messages").insert_many(message_docs).await.unwrap();
+    }
+    println!("  seeded in {:.1} s", seeding.elapsed().as_secs_f64());
+    let uri = match base.split_once('?') {
+        Some((host, query)) => format!("{}/{database}?{query}", host.trim_end_matches('/')),
+        None => format!("{}/{database}", base.trim_end_matches('/')),
+    };
+    let server = Server::start_with(tempfile::tempdir().unwrap(), &[("CONFAB_MONGO_URI", &uri)]);
+    let user = User {
+        id: confab::domain::ObjectId::parse(&me).unwrap(),
+        name: "user0".into(),
+        email: Email::parse("user0@example.com").unwrap(),
+        created_at: now.timestamp_millis(),
+        updated_at: now.timestamp_millis(),
+        token_version: 0,
+    };
+    let token = TokenKeys::new(SECRET.as_bytes()).issue(&user, chrono::Utc::now().timestamp());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().unwrap();
+    let url = format!("http://127.0.0.1:{}/api/v1/chat/all", server.port);
+    // The server builds its indexes in the background at start: let it finish first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut times = Vec::new();
+    for run in 1..=runs {
+        let started = Instant::now();
+        let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        let list = body["chats"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let named = list.iter().filter(|c| c["user"]["name"].as_str().is_some_and(|n| n.starts_with("user"))).count();
+        let unseen: u64 = list.iter().filter_map(|c| c["chat"]["unseenCount"].as_u64()).sum();
+        println!(
+            "  run {run}: {status} in {elapsed:.0} ms: {} chats, {named} with their peer's name, {unseen} unseen",
+            list.len()
+        );
+        times.push(elapsed);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("  median {:.0} ms", times[times.len() / 2]);
+    drop(server);
+    db.drop().await.unwrap();
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     match std::env::args().nth(1).as_deref() {
         Some("presence") => rt.block_on(presence(arg("--users", 10_000))),
         Some("roundtrip") => rt.block_on(roundtrip(arg("--messages", 1000))),
         Some("uploads") => rt.block_on(uploads(arg("--count", 100), arg("--concurrency", 20))),
+        Some("chatlist") => rt.block_on(chatlist(arg("--users", 10_000), arg("--chats", 1000), arg("--runs", 3))),
         _ => eprintln!(
-            "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] | uploads [--count N --concurrency C]"
+            "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] | uploads [--count N --concurrency C] \
+             | chatlist [--users N --chats N --runs N]"
         ),
     }
 }

@@ -24,6 +24,14 @@ enum Command {
     Config,
     /// Print the OpenAPI spec and exit.
     Openapi,
+    /// Prepare a MongoDB database written by the original for confab: list the changes
+    /// (emails to normalise, addresses that differ only in case, invalid ones), and make
+    /// them with --apply.
+    Migrate {
+        /// Make the changes (without it, nothing is written).
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +51,17 @@ fn main() -> ExitCode {
         Command::Openapi => {
             println!("{}", confab::http::spec_json());
             ExitCode::SUCCESS
+        }
+        Command::Migrate { apply } => {
+            let settings = match config.validate() {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(migrate(settings, apply)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
         }
         Command::Serve => {
             let settings = match config.validate() {
@@ -100,6 +119,25 @@ async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
     }
     tracing::info!(mailer = %mailer, ready_in_ms = started.elapsed().as_millis() as u64, "confab ready");
     app.run(shutdown_signal()).await
+}
+
+async fn migrate(settings: confab::config::Settings, apply: bool) -> anyhow::Result<()> {
+    use confab::ports::Store;
+    use confab::store::mongo::{migrate, MongoStore};
+    let Some(uri) = &settings.config.mongo_uri else {
+        println!("No mongo_uri configured: the SQLite store always keeps emails normalised, nothing to migrate.");
+        return Ok(());
+    };
+    let store = MongoStore::connect(uri).await?;
+    println!("{}", store.describe());
+    store.ping().await.map_err(|e| anyhow::anyhow!("MongoDB is not reachable: {e:#}"))?;
+    let report = store.migrate_emails(apply).await?;
+    let mut chats = std::collections::BTreeMap::new();
+    for user in report.plan.duplicates.iter().flat_map(|d| std::iter::once(&d.keep).chain(&d.leave)) {
+        chats.insert(user.shown_id(), store.chat_count(user).await?);
+    }
+    print!("{}", migrate::render(&report, &chats));
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,8 @@
 //! member ids are strings, as the original stores them. Added fields: `tokenVersion`
 //! on users and `pairKey` on chats (a unique key for one chat per pair of users).
 
+pub mod migrate;
+
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -75,6 +77,17 @@ fn user_from(d: &Document) -> anyhow::Result<User> {
             _ => 0,
         },
     })
+}
+
+/// A document read with `parse`, or `None` (logged) when it is not one confab can use.
+fn readable<T>(d: &Document, parse: fn(&Document) -> anyhow::Result<T>) -> Option<T> {
+    match parse(d) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::warn!(id = ?d.get("_id"), error = %format!("{e:#}"), "skipping a stored document confab cannot read");
+            None
+        }
+    }
 }
 
 fn chat_from(d: &Document) -> anyhow::Result<Chat> {
@@ -272,7 +285,9 @@ impl Store for MongoStore {
     async fn list_users(&self) -> BackendResult<Vec<User>> {
         let docs: Vec<Document> =
             self.users.find(doc! {}).sort(doc! { "createdAt": 1, "_id": 1 }).await?.try_collect().await?;
-        docs.iter().map(user_from).collect()
+        // The original validated nothing: one user without a usable email must not take
+        // the whole list down. `confab migrate` lists them.
+        Ok(docs.iter().filter_map(|d| readable(d, user_from)).collect())
     }
 
     async fn rename_user(&self, id: &ObjectId, name: &str) -> BackendResult<Option<User>> {
@@ -307,32 +322,29 @@ impl Store for MongoStore {
     async fn chats_for_user(&self, user: &ObjectId) -> BackendResult<Vec<ChatSummary>> {
         let me = user.to_hex();
         // One aggregation: the chats, each with its unseen count and the other member.
+        // Both lookups are equality matches on an indexed field (`messages.chatId`,
+        // `users._id`), so each chat costs two index probes whatever the collection
+        // sizes: the peer's id is converted once per chat (members are stored as
+        // strings) rather than converting every user's `_id` to compare with it.
         let pipeline = vec![
             doc! { "$match": { "users": &me } },
             doc! { "$sort": { "updatedAt": -1, "_id": -1 } },
+            doc! { "$addFields": { "_peer": { "$convert": {
+                "input": { "$arrayElemAt": [{ "$filter": { "input": "$users", "cond": { "$ne": ["$$this", &me] } } }, 0] },
+                "to": "objectId",
+                "onError": Bson::Null,
+                "onNull": Bson::Null,
+            } } } },
+            doc! { "$lookup": { "from": "users", "localField": "_peer", "foreignField": "_id", "as": "other" } },
             doc! { "$lookup": {
                 "from": "messages",
-                "let": { "chat": "$_id" },
+                "localField": "_id",
+                "foreignField": "chatId",
                 "pipeline": [
-                    { "$match": { "$expr": { "$and": [
-                        { "$eq": ["$chatId", "$$chat"] },
-                        { "$eq": ["$seen", false] },
-                        { "$ne": ["$sender", &me] },
-                    ] } } },
+                    { "$match": { "seen": false, "sender": { "$ne": &me } } },
                     { "$group": { "_id": Bson::Null, "n": { "$sum": 1 } } },
                 ],
                 "as": "unseen",
-            } },
-            doc! { "$lookup": {
-                "from": "users",
-                "let": { "members": "$users" },
-                "pipeline": [
-                    { "$match": { "$expr": { "$and": [
-                        { "$in": [{ "$toString": "$_id" }, "$$members"] },
-                        { "$ne": [{ "$toString": "$_id" }, &me] },
-                    ] } } },
-                ],
-                "as": "other",
             } },
         ];
         let docs: Vec<Document> = self.chats.aggregate(pipeline).await?.try_collect().await?;
@@ -351,8 +363,7 @@ impl Store for MongoStore {
                     .ok()
                     .and_then(|a| a.first())
                     .and_then(|u| u.as_document())
-                    .map(user_from)
-                    .transpose()?;
+                    .and_then(|u| readable(u, user_from));
                 Ok(ChatSummary { chat: chat_from(d)?, other, unseen })
             })
             .collect()
