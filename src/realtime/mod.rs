@@ -9,6 +9,7 @@
 
 mod bridge;
 mod identity;
+mod ordered;
 pub mod presence;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 pub use bridge::SocketIoEndpoint;
+use ordered::Turn;
 use presence::Presence;
 
 use crate::app::AppState;
@@ -262,11 +264,15 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
     presence.connected(user);
     crate::metrics::metrics().socket_connections.inc();
 
+    // Each handler first waits for its `Turn`, so the socket's events take effect in the
+    // order it sent them.
+    socket.extensions.insert(Arc::new(ordered::InOrder::default()));
     socket.on("joinChat", {
         let state = state.clone();
-        move |socket: SocketRef<A>, Data(payload): Data<Value>, ack: AckSender<A>| {
+        move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>, ack: AckSender<A>| {
             let state = state.clone();
             async move {
+                let _done = turn.wait().await;
                 count_event("joinChat");
                 let Some(chat_id) = chat_id_in(&payload) else {
                     return reply(ack, false, "chatId required");
@@ -284,14 +290,16 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
             }
         }
     });
-    socket.on("leaveChat", move |socket: SocketRef<A>, Data(payload): Data<Value>| async move {
+    socket.on("leaveChat", move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| async move {
+        let _done = turn.wait().await;
         count_event("leaveChat");
         if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
             socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
         }
     });
     for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
-        socket.on(event, move |socket: SocketRef<A>, Data(payload): Data<Value>| async move {
+        socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| async move {
+            let _done = turn.wait().await;
             count_event(event);
             let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
             let room = chat.to_hex();

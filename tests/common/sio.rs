@@ -11,6 +11,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 pub struct RawSocket {
     ws: Ws,
+    next_ack: u64,
 }
 
 impl RawSocket {
@@ -18,7 +19,7 @@ impl RawSocket {
     pub async fn connect(base: &str, token: &str) -> Self {
         let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
-        let mut socket = Self { ws };
+        let mut socket = Self { ws, next_ack: 0 };
         let open = socket.next_frame(Duration::from_secs(5)).await.expect("open packet");
         assert!(open.starts_with('0'), "{open}");
         socket.ws.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await.unwrap();
@@ -79,6 +80,23 @@ impl RawSocket {
                     let _ = self.ws.send(Message::text("3")).await;
                 }
                 Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Emits with an acknowledgement id and waits for the server's answer, skipping (and
+    /// dropping) other events meanwhile.
+    pub async fn emit_with_ack(&mut self, event: &str, payload: &Value, timeout: Duration) -> Option<Value> {
+        self.next_ack += 1;
+        let id = self.next_ack;
+        self.ws.send(Message::text(format!("42{id}{}", serde_json::json!([event, payload])))).await.unwrap();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.next_frame(left).await?;
+            if let Some(json) = frame.strip_prefix(&format!("43{id}")) {
+                let v: Value = serde_json::from_str(json).ok()?;
+                return Some(v[0].clone());
             }
         }
     }

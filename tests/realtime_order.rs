@@ -1,0 +1,81 @@
+//! A socket's events take effect in the order it sent them, though each is handled on
+//! its own task: a `joinChat` waiting for the store must not finish after the
+//! `leaveChat` sent right behind it, and typing indicators must not arrive swapped.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sio::RawSocket;
+use common::{unique_email, TestApp};
+use serde_json::json;
+
+async fn two_users_and_chats(app: &TestApp) -> (String, String, Vec<String>) {
+    let (_, viewer) = app.user_with_token(&unique_email("order-viewer")).await;
+    let (_, sender) = app.user_with_token(&unique_email("order-sender")).await;
+    let sender_id = app.get("/api/v1/me", Some(&sender)).await.1["_id"].as_str().unwrap().to_string();
+    let (_, third) = app.user_with_token(&unique_email("order-third")).await;
+    let third_id = app.get("/api/v1/me", Some(&third)).await.1["_id"].as_str().unwrap().to_string();
+    let mut chats = Vec::new();
+    for other in [&sender_id, &third_id] {
+        let (status, chat) = app.post("/api/v1/chat/new", json!({ "otherUserId": other }), Some(&viewer)).await;
+        assert_eq!(status, 201, "{chat}");
+        chats.push(chat["chatId"].as_str().unwrap().to_string());
+    }
+    (viewer, sender, chats)
+}
+
+/// Join then leave at once, 50 times: the socket must end outside the room every time,
+/// so the next message is not marked seen by a reader who has left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_then_leave_at_once_leaves_the_room() {
+    let app = TestApp::spawn().await;
+    let (viewer, sender, chats) = two_users_and_chats(&app).await;
+    let (chat, other_chat) = (&chats[0], &chats[1]);
+    let mut socket = RawSocket::connect(&app.base, &viewer).await;
+    let mut falsely_seen = 0;
+    for round in 0..50 {
+        socket.emit("joinChat", &json!(chat)).await;
+        socket.emit("leaveChat", &json!(chat)).await;
+        // Answered only once every earlier event of this socket is done.
+        let ack = socket.emit_with_ack("joinChat", &json!(other_chat), Duration::from_secs(5)).await;
+        assert_eq!(ack.as_ref().map(|a| a["ok"].clone()), Some(json!(true)), "round {round}: {ack:?}");
+        socket.emit("leaveChat", &json!(other_chat)).await;
+        let (status, sent) =
+            app.post("/api/v1/message", json!({ "chatId": chat, "text": format!("m{round}") }), Some(&sender)).await;
+        assert_eq!(status, 201, "{sent}");
+        falsely_seen += (sent["message"]["seen"] == true) as usize;
+    }
+    assert_eq!(falsely_seen, 0, "messages stored as seen after the reader left, out of 50");
+}
+
+/// 500 typing/stopTyping pairs from one socket reach the other member in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_indicators_arrive_in_the_order_they_were_sent() {
+    let app = TestApp::spawn().await;
+    let (viewer, sender, chats) = two_users_and_chats(&app).await;
+    let chat = &chats[0];
+    let mut typist = RawSocket::connect(&app.base, &sender).await;
+    let mut watcher = RawSocket::connect(&app.base, &viewer).await;
+    for s in [&mut typist, &mut watcher] {
+        let ack = s.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(5)).await;
+        assert_eq!(ack.map(|a| a["ok"].clone()), Some(json!(true)));
+    }
+    const PAIRS: usize = 500;
+    for _ in 0..PAIRS {
+        typist.emit("typing", &json!({ "chatId": chat })).await;
+        typist.emit("stopTyping", &json!({ "chatId": chat })).await;
+    }
+    let mut received = Vec::new();
+    while received.len() < 2 * PAIRS {
+        match watcher.next_event(Duration::from_secs(10)).await {
+            Some((name, _)) if name.starts_with("user") => received.push(name),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(received.len(), 2 * PAIRS, "every indicator relayed");
+    let swapped =
+        received.chunks(2).filter(|pair| pair != &["userTyping".to_string(), "userStoppedTyping".to_string()]).count();
+    assert_eq!(swapped, 0, "pairs relayed out of order, of {PAIRS}");
+}
