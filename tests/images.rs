@@ -179,8 +179,19 @@ async fn bad_files_are_refused_and_nothing_is_stored() {
         expect_error(upload(&s, &s.alice, truncated, "t.png", "image/png", None).await, 400),
         "The image is corrupt or truncated"
     );
+    // A JPEG cut anywhere, or missing only its end marker, is refused like the others
+    // (its decoder would fill the rest with grey).
+    let jpeg = encode(&photo(300, 200), ImageFormat::Jpeg);
+    let mut cuts: Vec<Vec<u8>> =
+        [30, 50, 75, 90, 99].iter().map(|pct| jpeg[..jpeg.len() * pct / 100].to_vec()).collect();
+    cuts.push(jpeg[..jpeg.len() - 2].to_vec());
+    for cut in cuts {
+        let len = cut.len();
+        let msg = expect_error(upload(&s, &s.alice, cut, "t.jpg", "image/jpeg", None).await, 400);
+        assert_eq!(msg, "The image is corrupt or truncated", "{len} of {} bytes", jpeg.len());
+    }
     let bomb = expect_error(upload(&s, &s.alice, png_bomb(), "bomb.png", "image/png", None).await, 400);
-    assert!(bomb.starts_with("Image dimensions"), "{bomb}");
+    assert!(bomb.starts_with("Image dimensions 100000x100000 exceed"), "{bomb}");
     let six_mb = vec![0xffu8; 6 * 1024 * 1024];
     let msg = expect_error(upload(&s, &s.alice, six_mb, "big.jpg", "image/jpeg", None).await, 413);
     assert!(msg.contains("too large"), "{msg}");

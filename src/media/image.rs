@@ -59,22 +59,31 @@ pub fn process(bytes: &[u8], limits: &ImageLimits) -> Result<ProcessedImage, Ima
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Gif | ImageFormat::WebP) {
         return Err(ImageError::Unsupported);
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decoder_limits = Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_dimension);
-    decoder_limits.max_image_height = Some(limits.max_dimension);
-    decoder_limits.max_alloc = Some(limits.max_pixels * 4 + 64 * 1024 * 1024);
-    reader.limits(decoder_limits);
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, limits))?;
-    let (width, height) = decoder.dimensions();
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder fills a cut-off picture with grey instead of failing.
+        return Err(ImageError::Corrupt);
+    }
+    // The header alone, so an oversized picture is reported with its real size (the
+    // limited decoder below refuses it without saying how large it was).
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(classify)?;
     if width > limits.max_dimension
         || height > limits.max_dimension
         || u64::from(width) * u64::from(height) > limits.max_pixels
     {
         return Err(too_many(width, height, limits));
     }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_dimension);
+    decoder_limits.max_image_height = Some(limits.max_dimension);
+    decoder_limits.max_alloc = Some(limits.max_pixels * 4 + 64 * 1024 * 1024);
+    reader.limits(decoder_limits);
+    let mut decoder = reader.into_decoder().map_err(classify)?;
+    if decoder.dimensions() != (width, height) {
+        return Err(ImageError::Corrupt);
+    }
     let orientation = decoder.orientation().ok();
-    let mut picture = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(classify)?;
     if let Some(orientation) = orientation {
         picture.apply_orientation(orientation);
     }
@@ -102,11 +111,57 @@ fn too_many(width: u32, height: u32, limits: &ImageLimits) -> ImageError {
     ImageError::TooManyPixels(width, height, limits.max_dimension, limits.max_pixels)
 }
 
-fn classify(error: image::ImageError, limits: &ImageLimits) -> ImageError {
+/// A decoder error as the client is told it. Oversized pictures are caught from the
+/// header before decoding; a limit hit later (an allocation) is reported as corrupt.
+fn classify(error: image::ImageError) -> ImageError {
     match error {
-        image::ImageError::Limits(_) => ImageError::TooManyPixels(0, 0, limits.max_dimension, limits.max_pixels),
         image::ImageError::Unsupported(_) => ImageError::Unsupported,
         _ => ImageError::Corrupt,
+    }
+}
+
+/// Whether a JPEG's marker structure runs whole from SOI to EOI: every segment's length
+/// fits, and the entropy-coded data after each SOS ends at a marker. A file cut short
+/// anywhere loses its EOI.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // Markers may be preceded by fill bytes (0xFF).
+        while at < bytes.len() && bytes[at] == 0xFF && bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        at += 2;
+        match marker {
+            0xD9 => return true,
+            // Standalone markers: no length.
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+            return false;
+        };
+        if len < 2 || at + len > bytes.len() {
+            return false;
+        }
+        at += len;
+        if marker == 0xDA {
+            // Entropy-coded data: runs to the next marker that is not a stuffed 0xFF00
+            // or a restart marker.
+            loop {
+                match bytes.get(at..at + 2) {
+                    None => return false,
+                    Some([0xFF, 0x00]) | Some([0xFF, 0xD0..=0xD7]) => at += 2,
+                    Some([0xFF, _]) => break,
+                    Some(_) => at += 1,
+                }
+            }
+        }
     }
 }
 
@@ -162,4 +217,38 @@ pub fn strip_webp_metadata(bytes: &[u8]) -> Option<Vec<u8>> {
     let riff_size = u32::try_from(out.len() - 8).ok()?;
     out[4..8].copy_from_slice(&riff_size.to_le_bytes());
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg() -> Vec<u8> {
+        let picture = DynamicImage::ImageRgb8(image::RgbImage::from_fn(120, 80, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 3) as u8, (x ^ y) as u8])
+        }));
+        encode_jpeg(&picture, 90).unwrap().bytes
+    }
+
+    #[test]
+    fn a_jpeg_is_complete_only_up_to_its_end_marker() {
+        let whole = jpeg();
+        assert!(jpeg_is_complete(&whole));
+        let mut trailer = whole.clone();
+        trailer.extend_from_slice(b"some cameras append data after EOI");
+        assert!(jpeg_is_complete(&trailer), "bytes after EOI are allowed");
+        for cut in [4, whole.len() / 3, whole.len() / 2, whole.len() - 10, whole.len() - 2, whole.len() - 1] {
+            assert!(!jpeg_is_complete(&whole[..cut]), "cut at {cut} of {}", whole.len());
+        }
+        assert!(!jpeg_is_complete(b"\xFF\xD8"), "SOI alone");
+    }
+
+    #[test]
+    fn oversized_pictures_are_reported_with_their_real_size() {
+        let picture = DynamicImage::ImageRgb8(image::RgbImage::new(300, 20));
+        let png = encode_png(&picture).unwrap().bytes;
+        let limits = ImageLimits { max_dimension: 100, ..ImageLimits::default() };
+        let err = process(&png, &limits).unwrap_err();
+        assert_eq!(err, ImageError::TooManyPixels(300, 20, 100, limits.max_pixels));
+    }
 }
