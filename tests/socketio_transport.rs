@@ -70,3 +70,56 @@ async fn the_originals_unverified_user_id_works_only_when_enabled() {
     let unknown = namespace_answer(&legacy.base, "&userId=66ab1c2d3e4f5a6b7c8d9e0f").await;
     assert!(unknown.starts_with("44") && unknown.contains("Unknown user"), "{unknown}");
 }
+
+/// Opens a WebSocket with the `token` cookie and `origin`, sends CONNECT with `auth`, and
+/// returns the namespace's answer.
+async fn cookie_handshake(app: &TestApp, token: &str, origin: Option<&str>, auth: &str) -> String {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("cookie", format!("token={token}").parse().unwrap());
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let _open = ws.next().await;
+    ws.send(Message::text(format!("40{auth}"))).await.unwrap();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(t))) if t.starts_with("4") => return t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Cross-site WebSocket hijacking: a page elsewhere can make the browser attach the
+/// `token` cookie, so the cookie counts only from the server's own origin (or one in
+/// `cors_origins`); a token the client sends itself counts from anywhere.
+#[tokio::test]
+async fn the_token_cookie_opens_a_socket_only_from_an_allowed_origin() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user_with_token("cswsh@example.com").await;
+    let own = app.base.clone();
+    for origin in ["https://evil.example", "null", "http://localhost:1"] {
+        let answer = cookie_handshake(&app, &token, Some(origin), "").await;
+        assert!(answer.starts_with("44") && answer.contains("own origin"), "{origin}: {answer}");
+    }
+    assert!(cookie_handshake(&app, &token, Some(&own), "").await.starts_with("40{"), "same origin");
+    assert!(cookie_handshake(&app, &token, None, "").await.starts_with("40{"), "no Origin: not a browser page");
+    let with_auth = format!("{{\"token\":\"{token}\"}}");
+    assert!(cookie_handshake(&app, "x", Some("https://evil.example"), &with_auth).await.starts_with("40{"));
+
+    let listed = TestApp::spawn_with(|c| c.cors_origins = "https://chat.example.com".into()).await;
+    let (_, token) = listed.user_with_token("cswsh@example.com").await;
+    assert!(cookie_handshake(&listed, &token, Some("https://chat.example.com"), "").await.starts_with("40{"));
+    // An unlisted origin does not even get the upgrade: CORS refuses it first.
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", listed.base.replace("http://", "ws://"));
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    req.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+}
