@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::deadline::Deadline;
 use crate::ephemeral::memory::MemoryEphemeral;
 use crate::ephemeral::redis::RedisEphemeral;
 use crate::mail::log::LogMailer;
@@ -63,6 +64,8 @@ struct Descriptions {
     store: String,
     ephemeral: String,
     mail_queue: String,
+    /// The Socket.IO adapter's Redis connection, checked for readiness when there is one.
+    realtime: Option<(String, crate::realtime::AdapterLink)>,
 }
 
 pub struct BackendCheck {
@@ -110,13 +113,19 @@ impl AppState {
     pub async fn check_backends(&self) -> Vec<BackendCheck> {
         let d = &self.descriptions;
         let media = self.media.store();
-        let (store, ephemeral, queue, media) = tokio::join!(
+        let realtime = async {
+            let (description, link) = d.realtime.as_ref()?;
+            let ping = async { link.ping().await.map_err(anyhow::Error::from) };
+            Some(check("realtime", description.clone(), ping).await)
+        };
+        let (store, ephemeral, queue, media, realtime) = tokio::join!(
             check("store", d.store.clone(), self.store.ping()),
             check("ephemeral", d.ephemeral.clone(), self.ephemeral.ping()),
             check("mail_queue", d.mail_queue.clone(), self.mail_queue.ping()),
             check("media", media.describe(), media.ping()),
+            realtime,
         );
-        vec![store, ephemeral, queue, media]
+        [store, ephemeral, queue, media].into_iter().chain(realtime).collect()
     }
 
     /// The origin clients reach this server at. Only for decisions about the response to
@@ -179,6 +188,8 @@ impl Application {
                 (Arc::new(SqliteStore::open(&db_path)?), format!("sqlite ({})", db_path.display()))
             }
         };
+        let deadline = Duration::from_millis(config.backend_timeout_ms);
+        let unmetered: Arc<dyn Store> = Arc::new(Deadline::new(unmetered, deadline));
         let store: Arc<dyn Store> = if config.metrics_enabled { Arc::new(MeteredStore(unmetered)) } else { unmetered };
         let (ephemeral, ephemeral_description): (Arc<dyn Ephemeral>, String) = match &config.redis_url {
             Some(url) => {
@@ -188,6 +199,7 @@ impl Application {
             }
             None => (Arc::new(MemoryEphemeral::new()), "in-process".into()),
         };
+        let ephemeral: Arc<dyn Ephemeral> = Arc::new(Deadline::new(ephemeral, deadline));
         let (mail_queue, mail_queue_description): (Arc<dyn MailQueue>, String) = match &config.amqp_url {
             Some(url) => {
                 let amqp = AmqpQueue::new(url, &config.amqp_queue, config.amqp_prefetch);
@@ -196,14 +208,16 @@ impl Application {
             }
             None => (Arc::new(MemoryQueue::new(config.mail_queue_capacity)), "in-process".into()),
         };
+        let mail_queue: Arc<dyn MailQueue> = Arc::new(Deadline::new(mail_queue, deadline));
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
             Some(url) => Arc::new(SmtpMailer::new(url, settings.mail_from.clone())?),
             None => Arc::new(LogMailer),
         };
-        let descriptions = Descriptions {
+        let mut descriptions = Descriptions {
             store: store_description,
             ephemeral: ephemeral_description,
             mail_queue: mail_queue_description,
+            realtime: None,
         };
 
         let jwt_secret = secrets::jwt_secret(&config.data_dir, config.jwt_secret.as_deref())?;
@@ -261,7 +275,9 @@ impl Application {
             ..ImageLimits::default()
         };
         let media = Arc::new(MediaService::new(media_store, limits));
-        let mut realtime = crate::realtime::build(config.redis_url.as_deref(), &config.redis_prefix).await?;
+        let mut realtime = crate::realtime::build(config.redis_url.as_deref(), &config.redis_prefix, deadline).await?;
+        descriptions.realtime =
+            realtime.link.clone().map(|link| (format!("socket.io adapter, {}", realtime.adapter), link));
         let chats = ChatService::new(store.clone(), realtime.notifier.clone(), media.clone());
         let presence = Arc::new(Presence::default());
         let state = Arc::new(AppState {

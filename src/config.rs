@@ -80,6 +80,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// `false` turns off `/metrics` and the per-request and per-store-call timing.
     pub metrics_enabled: bool,
+    /// Longest wait for any one call into a backend (store, Redis, RabbitMQ) before the
+    /// request gets a 503.
+    pub backend_timeout_ms: u64,
     /// Log filter, e.g. `info` or `confab=debug,info`.
     pub log: String,
 }
@@ -121,6 +124,7 @@ impl Default for Config {
             mail_max_attempts: 5,
             metrics_token: None,
             metrics_enabled: true,
+            backend_timeout_ms: 2000,
             log: "info".into(),
         }
     }
@@ -161,6 +165,7 @@ const KEYS: &[&str] = &[
     "mail_max_attempts",
     "metrics_token",
     "metrics_enabled",
+    "backend_timeout_ms",
     "log",
 ];
 
@@ -291,6 +296,9 @@ impl Config {
         }
         if !(1..=20).contains(&self.mail_max_attempts) {
             return Err(problem("mail_max_attempts", "must be between 1 and 20"));
+        }
+        if !(100..=60_000).contains(&self.backend_timeout_ms) {
+            return Err(problem("backend_timeout_ms", "must be between 100 and 60000"));
         }
         if self.mail_queue_capacity == 0 {
             return Err(problem("mail_queue_capacity", "must be above 0"));

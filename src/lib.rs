@@ -4,6 +4,7 @@ pub mod activity;
 pub mod app;
 pub mod config;
 pub mod console;
+pub mod deadline;
 pub mod domain;
 pub mod ephemeral;
 pub mod http;

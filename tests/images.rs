@@ -356,7 +356,11 @@ mod orphans {
             Arc::new(MediaService::new(Arc::new(LocalMedia::open(&media_root, None).unwrap()), ImageLimits::default()));
         let (_svc, io) = socketioxide::SocketIo::new_svc();
         io.ns("/", async |_: socketioxide::extract::SocketRef| {});
-        let chats = ChatService::new(store.clone(), Arc::new(SocketNotifier::new(io)), media);
+        let chats = ChatService::new(
+            store.clone(),
+            Arc::new(SocketNotifier::new(io, std::time::Duration::from_secs(2))),
+            media,
+        );
         let a = store.find_or_create_user(&Email::parse("o-a@example.com").unwrap(), "a").await.unwrap();
         let b = store.find_or_create_user(&Email::parse("o-b@example.com").unwrap(), "b").await.unwrap();
         let (chat, _) = store.open_chat(&a.id, &b.id).await.unwrap();

@@ -65,9 +65,13 @@ impl RedisEphemeral {
 }
 
 async fn connect_loop(client: redis::Client, slot: Arc<RwLock<Option<ConnectionManager>>>, shown: String) {
+    // Reconnects within about two seconds of Redis coming back (the default backoff can
+    // leave it waiting far longer after an outage of a few seconds).
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(3)))
-        .set_response_timeout(Some(Duration::from_secs(3)));
+        .set_response_timeout(Some(Duration::from_secs(3)))
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(2));
     let mut delay = Duration::from_millis(200);
     loop {
         match ConnectionManager::new_with_config(client.clone(), config.clone()).await {

@@ -53,9 +53,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(m) => Self::NotFound(body(m)),
             ServiceError::TooManyRequests(m) => Self::TooManyRequests(body(m)),
             ServiceError::TooLarge(m) => Self::PayloadTooLarge(body(m)),
-            ServiceError::Unavailable(error) => {
-                tracing::error!(error = %format!("{error:#}"), "backend failure while serving a request");
-                Self::Unavailable(body("Service temporarily unavailable, please retry"))
+            unavailable @ ServiceError::Unavailable(_) => {
+                Self::Unavailable(body(unavailable.logged("while serving a request").to_string()))
             }
         }
     }

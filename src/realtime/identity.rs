@@ -65,7 +65,14 @@ fn legacy_user_id<A: Adapter>(socket: &SocketRef<A>, auth: &Value) -> Option<Str
 
 pub async fn authenticate<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &AppState) -> Result<(), Refused> {
     let user = match token_from(socket, auth, &state.settings.cors)? {
-        Some(token) => state.auth.authenticate(&token).await.map_err(|e| Refused::Rejected(e.to_string()))?.id,
+        Some(token) => {
+            state
+                .auth
+                .authenticate(&token)
+                .await
+                .map_err(|e| Refused::Rejected(e.logged("socket handshake").to_string()))?
+                .id
+        }
         None if state.settings.config.legacy_socket_identity => {
             let raw = legacy_user_id(socket, auth).ok_or(Refused::NoToken)?;
             let id = ObjectId::parse(&raw).map_err(|e| Refused::Rejected(e.to_string()))?;
@@ -73,7 +80,10 @@ pub async fn authenticate<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state
                 .store
                 .user_by_id(&id)
                 .await
-                .map_err(|e| Refused::Rejected(format!("backend unavailable: {e}")))?
+                .map_err(|e| {
+                    tracing::error!(error = %format!("{e:#}"), "backend failure: legacy socket handshake");
+                    Refused::Rejected(crate::services::ServiceError::Unavailable(e).to_string())
+                })?
                 .ok_or_else(|| Refused::Rejected("Unknown user".into()))?
                 .id
         }

@@ -11,6 +11,7 @@ mod bridge;
 mod identity;
 mod ordered;
 pub mod presence;
+mod redis_driver;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +27,12 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
-use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 pub use bridge::SocketIoEndpoint;
 use ordered::Turn;
 use presence::Presence;
+pub use redis_driver::ResilientRedisDriver as AdapterLink;
 
 use crate::app::AppState;
 use crate::domain::{Message, ObjectId};
@@ -66,6 +68,8 @@ pub struct Realtime {
     attach: Box<dyn FnOnce(Arc<AppState>, Arc<Presence>) + Send>,
     close: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
     pub adapter: String,
+    /// The Redis adapter's connection, for readiness checks; `None` in memory.
+    pub link: Option<AdapterLink>,
 }
 
 impl Realtime {
@@ -86,24 +90,28 @@ fn assemble<A: Adapter + DefinedAdapter>(
     svc: socketioxide::service::SocketIoService<bridge::NotFound, A>,
     io: SocketIo<A>,
     adapter: String,
+    link: Option<AdapterLink>,
+    deadline: Duration,
 ) -> Realtime {
     let (attach_io, close_io) = (io.clone(), io.clone());
     Realtime {
         endpoint: SocketIoEndpoint::new(svc).boxed(),
-        notifier: Arc::new(SocketNotifier::new(io.clone())),
+        notifier: Arc::new(SocketNotifier::new(io.clone(), deadline)),
         connections: Arc::new(SocketConnections { io }),
         attach: Box::new(move |state, presence| register(&attach_io, state, presence)),
         close: Box::new(move || Box::pin(async move { close_io.close().await })),
         adapter,
+        link,
     }
 }
 
 /// Builds the Socket.IO server: in-memory, or on socketioxide's Redis adapter when
 /// `redis_url` is set (waiting, with one log line per attempt, until Redis answers).
-pub async fn build(redis_url: Option<&str>, key_prefix: &str) -> anyhow::Result<Realtime> {
+/// `deadline` bounds every cluster call (publish, room queries).
+pub async fn build(redis_url: Option<&str>, key_prefix: &str, deadline: Duration) -> anyhow::Result<Realtime> {
     let Some(url) = redis_url else {
         let (svc, io) = SocketIo::builder().build_with_inner_svc(bridge::NotFound);
-        return Ok(assemble(svc, io, "in-memory".into()));
+        return Ok(assemble(svc, io, "in-memory".into(), None, deadline));
     };
     // The adapter needs RESP3 (pub/sub on a multiplexed connection).
     let url = if url.contains("protocol=") {
@@ -116,13 +124,9 @@ pub async fn build(redis_url: Option<&str>, key_prefix: &str) -> anyhow::Result<
     let client = redis::Client::open(url.as_str()).context("redis_url is not a valid Redis URL")?;
     let shown = crate::config::mask_url_password(&url);
     let mut delay = Duration::from_millis(200);
-    let ctr = loop {
-        // Channels under the deployment's key prefix, so deployments sharing a Redis stay apart.
-        let config = RedisAdapterConfig::new()
-            .with_prefix(format!("{key_prefix}socket.io"))
-            .with_request_timeout(Duration::from_secs(3));
-        match RedisAdapterCtr::new_with_redis_config(&client, config).await {
-            Ok(ctr) => break ctr,
+    let link = loop {
+        match AdapterLink::connect(client.clone(), deadline).await {
+            Ok(link) => break link,
             Err(e) => {
                 tracing::error!(
                     "Socket.IO Redis adapter: Redis at {shown} is unreachable ({e}); retrying in {delay:?}"
@@ -132,32 +136,57 @@ pub async fn build(redis_url: Option<&str>, key_prefix: &str) -> anyhow::Result<
             }
         }
     };
-    let (svc, io) = SocketIo::builder().with_adapter::<RedisAdapter<_>>(ctr).build_with_inner_svc(bridge::NotFound);
-    Ok(assemble(svc, io, format!("redis ({shown})")))
+    // Channels under the deployment's key prefix, so deployments sharing a Redis stay apart.
+    let config = RedisAdapterConfig::new().with_prefix(format!("{key_prefix}socket.io")).with_request_timeout(deadline);
+    let ctr = RedisAdapterCtr::new_with_driver(link.clone(), config);
+    let (svc, io) = SocketIo::builder()
+        .with_adapter::<CustomRedisAdapter<_, AdapterLink>>(ctr)
+        .build_with_inner_svc(bridge::NotFound);
+    Ok(assemble(svc, io, format!("redis ({shown})"), Some(link), deadline))
 }
 
 fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
     format!("{chat}:{user}")
 }
 
-/// The pushes the REST handlers need, over Socket.IO.
+/// The pushes the REST handlers need, over Socket.IO. A push that cannot be sent (the
+/// cluster link is down) is counted and logged, never an error for the request that
+/// caused it: the message is stored either way.
 pub struct SocketNotifier<A: Adapter> {
     io: SocketIo<A>,
+    deadline: Duration,
 }
 
 impl<A: Adapter> SocketNotifier<A> {
-    pub fn new(io: SocketIo<A>) -> Self {
-        Self { io }
+    pub fn new(io: SocketIo<A>, deadline: Duration) -> Self {
+        Self { io, deadline }
+    }
+
+    async fn emit(&self, event: &'static str, rooms: Vec<String>, payload: &Value) -> bool {
+        let outcome = tokio::time::timeout(self.deadline, self.io.to(rooms).emit(event, payload)).await;
+        let error = match outcome {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", self.deadline),
+        };
+        crate::metrics::metrics().broadcast_failures.with_label_values(&[event]).inc();
+        tracing::warn!(error = %error, "{event} broadcast failed");
+        false
     }
 }
 
 #[async_trait]
 impl<A: Adapter> Notifier for SocketNotifier<A> {
     async fn is_viewing(&self, user: &ObjectId, chat: &ObjectId) -> bool {
-        match self.io.to(viewing_room(chat, user)).fetch_sockets().await {
-            Ok(sockets) => !sockets.is_empty(),
-            Err(e) => {
+        let query = tokio::time::timeout(self.deadline, self.io.to(viewing_room(chat, user)).fetch_sockets()).await;
+        match query {
+            Ok(Ok(sockets)) => !sockets.is_empty(),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not ask who is viewing a chat; treating as not seen");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("no answer within {:?} on who is viewing a chat; treating as not seen", self.deadline);
                 false
             }
         }
@@ -167,9 +196,8 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
         let payload = MessageJson::from(message).into_value();
         // One broadcast to the union of rooms: every connection gets it exactly once.
         let rooms = vec![message.chat_id.to_hex(), user_room(&members[0]), user_room(&members[1])];
-        match self.io.to(rooms).emit("newMessage", &payload).await {
-            Ok(()) => crate::metrics::metrics().messages_delivered.inc(),
-            Err(e) => tracing::warn!(error = %e, "newMessage broadcast failed"),
+        if self.emit("newMessage", rooms, &payload).await {
+            crate::metrics::metrics().messages_delivered.inc();
         }
     }
 
@@ -179,9 +207,7 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
             "seenBy": seen_by.to_hex(),
             "messageIds": ids.iter().map(ObjectId::to_hex).collect::<Vec<_>>(),
         });
-        if let Err(e) = self.io.to(user_room(notify)).emit("messagesSeen", &payload).await {
-            tracing::warn!(error = %e, "messagesSeen broadcast failed");
-        }
+        self.emit("messagesSeen", vec![user_room(notify)], &payload).await;
     }
 }
 
@@ -283,6 +309,7 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
                         reply(ack, true, "joined");
                     }
                     Err(e) => {
+                        let e = e.logged("joinChat");
                         tracing::debug!(user = %user, chat = chat_id, error = %e, "joinChat refused");
                         reply(ack, false, &e.to_string());
                     }

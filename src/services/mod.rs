@@ -25,9 +25,21 @@ pub enum ServiceError {
     TooManyRequests(String),
     #[error("{0}")]
     TooLarge(String),
-    /// A backend failed; the detail is logged, the client gets a generic message.
-    #[error("backend unavailable: {0:#}")]
+    /// A backend failed. Shown to clients only as this generic message; the detail
+    /// (hosts, driver errors) goes to the log through [`ServiceError::logged`].
+    #[error("Service temporarily unavailable, please retry")]
     Unavailable(anyhow::Error),
+}
+
+impl ServiceError {
+    /// Logs a backend failure's detail (other errors are the client's own doing) and
+    /// returns the error, whose text is then safe to send.
+    pub fn logged(self, context: &str) -> Self {
+        if let Self::Unavailable(error) = &self {
+            tracing::error!(error = %format!("{error:#}"), "backend failure: {context}");
+        }
+        self
+    }
 }
 
 impl From<Invalid> for ServiceError {

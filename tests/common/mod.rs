@@ -2,6 +2,7 @@
 //! (aiosmtpd) whose received mails the tests read back.
 #![allow(dead_code)]
 
+pub mod fault;
 pub mod node;
 pub mod sio;
 pub mod smtp;

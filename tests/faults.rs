@@ -1,0 +1,127 @@
+//! Backend outages, refused (Redis restarting) and blackholed (a partition, where only
+//! timeouts notice), through a TCP proxy the test controls (tests/common/fault.rs) in
+//! front of the real Redis: requests answer within the deadline, `/readyz` names what is
+//! down, messages are stored throughout, and real-time delivery resumes by itself once
+//! Redis is back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fault::FaultProxy;
+use common::sio::RawSocket;
+use common::{unique_email, TestApp};
+use serde_json::json;
+
+const REDIS: &str = "127.0.0.1:6379";
+
+async fn app_behind(proxy: &FaultProxy) -> TestApp {
+    let url = format!("redis://{}", proxy.host_port());
+    TestApp::spawn_with(|c| {
+        c.redis_url = Some(url);
+        c.redis_prefix = format!("confab-fault-{}:", confab::domain::ObjectId::new());
+        c.backend_timeout_ms = 1000;
+    })
+    .await
+}
+
+async fn post(
+    app: &TestApp,
+    token: &str,
+    chat: &str,
+    text: &str,
+) -> (reqwest::StatusCode, serde_json::Value, Duration) {
+    let started = Instant::now();
+    let (status, body) = app.post("/api/v1/message", json!({ "chatId": chat, "text": text }), Some(token)).await;
+    (status, body, started.elapsed())
+}
+
+/// Posts until `socket` hears one of them; returns how long that took.
+async fn delivery_resumes(app: &TestApp, token: &str, chat: &str, socket: &mut RawSocket, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < limit {
+        n += 1;
+        let text = format!("after-{n}");
+        let (status, body, _) = post(app, token, chat, &text).await;
+        assert_eq!(status, 201, "{body}");
+        if socket.wait_for("newMessage", Duration::from_millis(300), |m| m["text"] == text.as_str()).await.is_some() {
+            return started.elapsed();
+        }
+    }
+    panic!("real-time delivery did not resume within {limit:?}");
+}
+
+async fn outage(kind: &str) {
+    let proxy = FaultProxy::start(REDIS).await;
+    let app = app_behind(&proxy).await;
+    let (_, alice) = app.user_with_token(&unique_email("fault-alice")).await;
+    let (bob, bob_token) = app.user_with_token(&unique_email("fault-bob")).await;
+    let (_, chat) = app.post("/api/v1/chat/new", json!({ "otherUserId": bob.id.to_hex() }), Some(&alice)).await;
+    let chat = chat["chatId"].as_str().unwrap().to_string();
+    let mut old_socket = RawSocket::connect(&app.base, &bob_token).await;
+    let (status, _, _) = post(&app, &alice, &chat, "before").await;
+    assert_eq!(status, 201);
+    assert!(old_socket.wait_for("newMessage", Duration::from_secs(3), |m| m["text"] == "before").await.is_some());
+
+    match kind {
+        "refused" => proxy.refuse(),
+        _ => proxy.blackhole(),
+    }
+    // During the outage: stored anyway, answered within the deadline; /readyz says why.
+    let (status, body, took) = post(&app, &alice, &chat, "during").await;
+    assert_eq!(status, 201, "the store comes first: {body}");
+    assert!(took < Duration::from_millis(2500), "{kind}: POST took {took:?}");
+    let started = Instant::now();
+    let (status, ready) = app.get("/readyz", None).await;
+    assert!(started.elapsed() < Duration::from_millis(2500), "{kind}: /readyz took {:?}", started.elapsed());
+    assert_eq!(status, 503, "{ready}");
+    let down: Vec<&str> = ready["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["ok"] == false)
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert!(down.contains(&"realtime") && down.contains(&"ephemeral"), "{kind}: {ready}");
+    // Logins need Redis: a clear 503 within the deadline.
+    let started = Instant::now();
+    let (status, body) = app.post("/api/v1/login", json!({ "email": unique_email("fault-login") }), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["message"], "Service temporarily unavailable, please retry");
+    assert!(started.elapsed() < Duration::from_millis(2500), "{kind}: login took {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    proxy.restore();
+    let resumed = delivery_resumes(&app, &alice, &chat, &mut old_socket, Duration::from_secs(5)).await;
+    println!("{kind}: delivery to an open socket resumed {resumed:?} after Redis came back");
+    let mut new_socket = RawSocket::connect(&app.base, &bob_token).await;
+    let (status, _, _) = post(&app, &alice, &chat, "to-new").await;
+    assert_eq!(status, 201);
+    assert!(new_socket.wait_for("newMessage", Duration::from_secs(3), |m| m["text"] == "to-new").await.is_some());
+    let back = Instant::now();
+    loop {
+        let (status, ready) = app.get("/readyz", None).await;
+        if status == 200 {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "{kind}: still not ready 5 s after recovery: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("{kind}: /readyz 200 again {:?} later", back.elapsed());
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("confab_realtime_broadcast_failures_total{event=\"newMessage\"}")),
+        "failed broadcasts are counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_recovers_from_a_refused_redis() {
+    outage("refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_recovers_from_a_blackholed_redis() {
+    outage("blackholed").await;
+}
