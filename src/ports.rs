@@ -89,6 +89,11 @@ pub struct MailJob {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// When what the mail carries (a login code) stops being valid, in ms since the
+    /// epoch: it is retried until then and never sent after. An extra key the
+    /// original's consumer ignores; its own jobs have none.
+    #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The queue between the HTTP handlers and the mail worker.

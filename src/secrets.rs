@@ -12,9 +12,14 @@ use argon2::Argon2;
 const JWT_SECRET_FILE: &str = "jwt_secret";
 const ADMIN_HASH_FILE: &str = "admin_token.argon2";
 
-/// Writes a file readable by the owner only; fails if it exists, so two processes
-/// starting together on one `data_dir` agree on the first writer's secret.
+/// Puts `contents` at `path`, readable by the owner only, unless `path` exists. The
+/// file appears whole or not at all: it is written and synced under a temporary name,
+/// then hard-linked into place, which fails rather than overwrite. So of two processes
+/// starting together on one `data_dir` exactly one wins, and neither can read a secret
+/// file between its creation and its write.
 fn create_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("secret");
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", random_hex(8)));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -22,11 +27,16 @@ fn create_private(path: &Path, contents: &str) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| fs::hard_link(&temporary, path));
+    let _ = fs::remove_file(&temporary);
+    linked
 }
 
+/// The secret at `path`, or `make`'s, stored there first; `true` when this call stored it.
 fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<(String, bool)> {
     if let Ok(existing) = fs::read_to_string(path) {
         return Ok((existing.trim().to_string(), false));
@@ -89,15 +99,17 @@ pub fn admin_credential(
     if let Some(token) = configured {
         return Ok((AdminCredential::Configured(token.to_string()), None));
     }
-    let mut shown = None;
-    let (hash, _) = read_or_create(&data_dir.join(ADMIN_HASH_FILE), || {
-        let token = random_hex(24);
+    let mut token = None;
+    let (hash, created) = read_or_create(&data_dir.join(ADMIN_HASH_FILE), || {
+        let fresh = random_hex(24);
         let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
-        let hash = Argon2::default().hash_password(token.as_bytes(), &salt).expect("argon2 hashing").to_string();
-        shown = Some(token);
+        let hash = Argon2::default().hash_password(fresh.as_bytes(), &salt).expect("argon2 hashing").to_string();
+        token = Some(fresh);
         hash
     })?;
-    Ok((AdminCredential::Hashed(hash), shown))
+    // Shown only by the process whose hash was kept: another one starting at the same
+    // moment made a token too, but lost the race, and its token opens nothing.
+    Ok((AdminCredential::Hashed(hash), token.filter(|_| created)))
 }
 
 #[cfg(test)]
@@ -124,5 +136,32 @@ mod tests {
         let (again, shown_again) = admin_credential(dir.path(), None).unwrap();
         assert!(shown_again.is_none());
         assert!(again.verify(&token));
+    }
+
+    #[test]
+    fn of_many_first_starts_at_once_exactly_one_token_is_shown_and_it_is_the_kept_one() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            let starts: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        let jwt = jwt_secret(&path, None).unwrap();
+                        let (cred, shown) = admin_credential(&path, None).unwrap();
+                        (jwt, cred, shown)
+                    })
+                })
+                .collect();
+            let results: Vec<_> = starts.into_iter().map(|s| s.join().unwrap()).collect();
+            let shown: Vec<&String> = results.iter().filter_map(|(_, _, s)| s.as_ref()).collect();
+            assert_eq!(shown.len(), 1, "exactly one process prints a token");
+            assert!(results.iter().all(|(_, cred, _)| cred.verify(shown[0])), "and it opens every instance");
+            assert!(results.iter().all(|(jwt, _, _)| jwt == &results[0].0 && jwt.len() == 128), "one whole jwt secret");
+            let leftovers = fs::read_dir(&path)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+            assert_eq!(leftovers.count(), 0, "no temporary files left");
+        }
     }
 }

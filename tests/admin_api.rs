@@ -129,6 +129,28 @@ async fn wrong_tokens_are_limited_before_they_are_checked() {
     assert_eq!(count("opened"), Some(0.0));
 }
 
+/// Guesses sent all at once are counted before any is checked: no more than the allowed
+/// number reach the (slow) comparison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_share_one_limit() {
+    let app = TestApp::spawn().await;
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let request =
+                app.client.post(app.url("/admin/api/session")).json(&json!({ "token": format!("guess-{i:04}") }));
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for guess in guesses {
+        answers.push(guess.await.unwrap());
+    }
+    let checked = answers.iter().filter(|status| **status == 401).count();
+    let limited = answers.iter().filter(|status| **status == 429).count();
+    assert_eq!(checked as u64, confab::services::admin::WRONG_ATTEMPTS_ALLOWED, "{limited} limited");
+    assert_eq!(checked + limited, 40);
+}
+
 #[tokio::test]
 async fn without_a_configured_token_only_the_generated_tokens_hash_is_kept() {
     // Logging in with the generated token itself is tests/binary.rs's part: only the
@@ -214,7 +236,9 @@ async fn failed_mails_are_listed_without_their_code_and_can_be_requeued() {
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = TestApp::spawn_with(|c| {
         c.smtp_url = Some(format!("smtp://127.0.0.1:{dead_port}"));
-        c.mail_max_attempts = 1;
+        // A code's mail is retried while the code is valid: one second, so the first
+        // failure is also the last.
+        c.otp_ttl_secs = 1;
         c.mail_workers = 1;
     })
     .await;
@@ -249,7 +273,7 @@ async fn failed_mails_are_listed_without_their_code_and_can_be_requeued() {
 
     let (status, done) = admin(&app, reqwest::Method::POST, "/admin/api/mail/requeue-dead", &session).await;
     assert_eq!((status.as_u16(), done["requeued"].as_u64()), (200, Some(1)), "{done}");
-    // It fails again (the server is still gone) and comes back as a second failure.
+    // It comes back as a second failure: its code has expired, so it is not even tried.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let view = overview(&app, &session).await;

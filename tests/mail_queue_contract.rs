@@ -19,6 +19,7 @@ fn job(to: &str) -> MailJob {
         to: to.into(),
         subject: "Your otp code".into(),
         body: "Your OTP is 123456. It is valid for 5 minutes".into(),
+        expires_at: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub fn otp_mail(to: &str, otp: &str, valid_for: Duration) -> MailJob {
         to: to.to_string(),
         subject: "Your otp code".to_string(),
         body: format!("Your OTP is {otp}. It is valid for {validity}"),
+        expires_at: Some(crate::domain::now_ms() + valid_for.as_millis() as i64),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The supervised task that moves mails from the queue to the mailer. A job is acked only
-//! after the mailer accepted it; failures are retried with exponential backoff and set
-//! aside (dead-lettered) after `max_attempts`.
+//! after the mailer accepted it; failures are retried with exponential backoff. A login
+//! code's mail is retried for as long as the code is valid and dead-lettered as expired
+//! after that, never sent late; a job without an expiry is set aside (dead-lettered)
+//! after `max_attempts`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,8 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 5, first_delay: Duration::from_secs(2), max_delay: Duration::from_secs(300) }
+        // Retries every 30 s at most, so a mail goes out soon after an outage ends.
+        Self { max_attempts: 5, first_delay: Duration::from_secs(2), max_delay: Duration::from_secs(30) }
     }
 }
 
@@ -33,8 +36,12 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
-    Retrying { delay: Duration },
+    Retrying {
+        delay: Duration,
+    },
     DeadLettered,
+    /// Its code expired before it could be sent: set aside unsent.
+    Expired,
 }
 
 fn count_mail(outcome: &str) {
@@ -59,30 +66,54 @@ fn record_failure(job: &crate::ports::MailJob, attempts: u32, error: &anyhow::Er
 pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &RetryPolicy) -> anyhow::Result<Outcome> {
     let delivery = queue.receive().await?;
     let attempts = delivery.attempts();
-    match mailer.send(delivery.job()).await {
+    let expires_at = delivery.job().expires_at;
+    if expires_at.is_some_and(|at| at <= crate::domain::now_ms()) {
+        return expire(delivery, attempts).await;
+    }
+    let error = match mailer.send(delivery.job()).await {
         Ok(()) => {
             delivery.ack().await?;
             count_mail("sent");
-            Ok(Outcome::Sent)
+            return Ok(Outcome::Sent);
         }
-        Err(error) if attempts + 1 < policy.max_attempts => {
-            let delay = policy.delay_after(attempts);
-            tracing::warn!(error = %format!("{error:#}"), attempt = attempts + 1, retry_in = ?delay, "mail delivery failed; will retry");
-            record_failure(delivery.job(), attempts, &error, false);
-            delivery.retry(delay).await?;
-            count_mail("failed");
-            count_mail("retried");
-            Ok(Outcome::Retrying { delay })
-        }
-        Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed for good; dead-lettered");
-            record_failure(delivery.job(), attempts, &error, true);
-            delivery.dead_letter().await?;
-            count_mail("failed");
-            count_mail("dead_lettered");
-            Ok(Outcome::DeadLettered)
-        }
+        Err(error) => error,
+    };
+    let delay = policy.delay_after(attempts);
+    let retry = match expires_at {
+        // While the code can still be used, however many attempts that takes.
+        Some(at) => crate::domain::now_ms() + delay.as_millis() as i64 <= at,
+        None => attempts + 1 < policy.max_attempts,
+    };
+    count_mail("failed");
+    if retry {
+        tracing::warn!(error = %format!("{error:#}"), attempt = attempts + 1, retry_in = ?delay, "mail delivery failed; will retry");
+        record_failure(delivery.job(), attempts, &error, false);
+        delivery.retry(delay).await?;
+        count_mail("retried");
+        Ok(Outcome::Retrying { delay })
+    } else if expires_at.is_some() {
+        tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed until its code expired; dead-lettered");
+        record_failure(delivery.job(), attempts, &error, true);
+        delivery.dead_letter().await?;
+        count_mail("expired");
+        Ok(Outcome::Expired)
+    } else {
+        tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed for good; dead-lettered");
+        record_failure(delivery.job(), attempts, &error, true);
+        delivery.dead_letter().await?;
+        count_mail("dead_lettered");
+        Ok(Outcome::DeadLettered)
     }
+}
+
+/// Sets aside, unsent, a mail whose code can no longer be used.
+async fn expire(delivery: Box<dyn crate::ports::Delivery>, attempts: u32) -> anyhow::Result<Outcome> {
+    let error = anyhow::anyhow!("the code expired before the mail could be sent");
+    tracing::warn!(attempts, "mail not sent: its code has expired; dead-lettered");
+    record_failure(delivery.job(), attempts, &error, true);
+    delivery.dead_letter().await?;
+    count_mail("expired");
+    Ok(Outcome::Expired)
 }
 
 /// Runs until `stop` fires. Queue errors (a broker gone away) are retried with backoff
@@ -105,5 +136,74 @@ pub async fn run(queue: Arc<dyn MailQueue>, mailer: Arc<dyn Mailer>, policy: Ret
                 queue_backoff = (queue_backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::ports::MailJob;
+    use crate::queue::memory::MemoryQueue;
+
+    /// An SMTP server that is down: every send fails, and the tries are counted.
+    #[derive(Default)]
+    struct Down(AtomicU32);
+
+    #[async_trait]
+    impl Mailer for Down {
+        async fn send(&self, _: &MailJob) -> anyhow::Result<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            anyhow::bail!("connection refused")
+        }
+        fn describe(&self) -> String {
+            "down".into()
+        }
+    }
+
+    fn job(expires_in_ms: Option<i64>) -> MailJob {
+        MailJob {
+            to: "a@example.com".into(),
+            subject: "Your otp code".into(),
+            body: "Your OTP is 123456".into(),
+            expires_at: expires_in_ms.map(|ms| crate::domain::now_ms() + ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_codes_mail_is_retried_while_the_code_lives_then_set_aside_unsent() {
+        let queue = MemoryQueue::new(10);
+        let mailer = Down::default();
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            first_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(40),
+        };
+        queue.enqueue(job(Some(400))).await.unwrap();
+        let mut outcomes = Vec::new();
+        loop {
+            let outcome = process_one(&queue, &mailer, &policy).await.unwrap();
+            outcomes.push(outcome.clone());
+            if !matches!(outcome, Outcome::Retrying { .. }) {
+                break;
+            }
+        }
+        assert_eq!(outcomes.last(), Some(&Outcome::Expired));
+        assert!(outcomes.len() > 4, "retried past max_attempts while the code lived: {outcomes:?}");
+        assert_eq!(queue.dead_letters().await.unwrap(), 1);
+
+        // Already expired when received (e.g. queued through a long outage): never sent.
+        let tries = mailer.0.load(Ordering::SeqCst);
+        queue.enqueue(job(Some(-1))).await.unwrap();
+        assert_eq!(process_one(&queue, &mailer, &policy).await.unwrap(), Outcome::Expired);
+        assert_eq!(mailer.0.load(Ordering::SeqCst), tries, "an expired code is not mailed");
+
+        // Without an expiry (the original's jobs): max_attempts as before.
+        queue.enqueue(job(None)).await.unwrap();
+        assert!(matches!(process_one(&queue, &mailer, &policy).await.unwrap(), Outcome::Retrying { .. }));
+        assert_eq!(process_one(&queue, &mailer, &policy).await.unwrap(), Outcome::DeadLettered);
     }
 }

@@ -81,22 +81,24 @@ impl AdminService {
         client: Option<IpAddr>,
     ) -> ServiceResult<(String, AdminSession)> {
         let key = attempts_key(client);
-        // Checked before the (deliberately slow) hash comparison, so guessing is bounded
-        // and cannot burn CPU.
-        let wrong_so_far = self.ephemeral.get(&key).await?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        if wrong_so_far >= WRONG_ATTEMPTS_ALLOWED {
+        // Every try takes an attempt before the (deliberately slow) hash comparison, in
+        // one atomic step: parallel guesses cannot all pass a check made before any of
+        // them was counted, and guessing cannot burn CPU. A success gives the address
+        // its attempts back.
+        let attempt = self.ephemeral.increment(&key, WRONG_ATTEMPTS_WINDOW).await?;
+        if attempt > WRONG_ATTEMPTS_ALLOWED {
             count_login("rate_limited");
             return Err(ServiceError::TooManyRequests(TOO_MANY.into()));
         }
         let who = match self.identify(credential).await {
             Ok(who) => who,
             Err(e @ (ServiceError::Unauthorized(_) | ServiceError::Forbidden(_))) => {
-                self.ephemeral.increment(&key, WRONG_ATTEMPTS_WINDOW).await?;
                 count_login("refused");
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
+        self.ephemeral.delete(&key).await?;
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes[..]);
         let secret = hex::encode(bytes);
