@@ -275,7 +275,13 @@ impl Application {
             ..ImageLimits::default()
         };
         let media = Arc::new(MediaService::new(media_store, limits));
-        let mut realtime = crate::realtime::build(config.redis_url.as_deref(), &config.redis_prefix, deadline).await?;
+        let mut realtime = crate::realtime::build(crate::realtime::Options {
+            redis_url: config.redis_url.as_deref(),
+            key_prefix: &config.redis_prefix,
+            deadline,
+            max_payload: config.socket_max_payload_bytes,
+        })
+        .await?;
         descriptions.realtime =
             realtime.link.clone().map(|link| (format!("socket.io adapter, {}", realtime.adapter), link));
         let chats = ChatService::new(store.clone(), realtime.notifier.clone(), media.clone());

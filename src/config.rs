@@ -80,6 +80,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// `false` turns off `/metrics` and the per-request and per-store-call timing.
     pub metrics_enabled: bool,
+    /// Largest Socket.IO packet a client may send (its events are small; messages go
+    /// through the REST API).
+    pub socket_max_payload_bytes: usize,
     /// Longest wait for any one call into a backend (store, Redis, RabbitMQ) before the
     /// request gets a 503.
     pub backend_timeout_ms: u64,
@@ -124,6 +127,7 @@ impl Default for Config {
             mail_max_attempts: 5,
             metrics_token: None,
             metrics_enabled: true,
+            socket_max_payload_bytes: 16 * 1024,
             backend_timeout_ms: 2000,
             log: "info".into(),
         }
@@ -165,6 +169,7 @@ const KEYS: &[&str] = &[
     "mail_max_attempts",
     "metrics_token",
     "metrics_enabled",
+    "socket_max_payload_bytes",
     "backend_timeout_ms",
     "log",
 ];
@@ -296,6 +301,9 @@ impl Config {
         }
         if !(1..=20).contains(&self.mail_max_attempts) {
             return Err(problem("mail_max_attempts", "must be between 1 and 20"));
+        }
+        if !(1024..=1024 * 1024).contains(&self.socket_max_payload_bytes) {
+            return Err(problem("socket_max_payload_bytes", "must be between 1024 and 1048576"));
         }
         if !(100..=60_000).contains(&self.backend_timeout_ms) {
             return Err(problem("backend_timeout_ms", "must be between 100 and 60000"));

@@ -123,3 +123,41 @@ async fn the_token_cookie_opens_a_socket_only_from_an_allowed_origin() {
         other => panic!("expected 403, got {other:?}"),
     }
 }
+
+/// Oversized packets are refused on both transports, also before the namespace connect:
+/// a WebSocket frame over the limit closes the connection, a polling POST over it gets
+/// a 413 before its body is read.
+#[tokio::test]
+async fn oversized_packets_are_refused_before_and_after_connecting() {
+    use futures_util::SinkExt;
+    let app = TestApp::spawn().await;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let _open = ws.next().await;
+    let huge = format!("42[\"typing\",\"{}\"]", "x".repeat(1024 * 1024));
+    let _ = ws.send(Message::text(huge)).await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the server closed the connection");
+
+    let open = app.client.get(app.url("/socket.io/?EIO=4&transport=polling")).send().await.unwrap();
+    let text = open.text().await.unwrap();
+    let sid = serde_json::from_str::<serde_json::Value>(&text[1..]).unwrap()["sid"].as_str().unwrap().to_string();
+    let post = app
+        .client
+        .post(app.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}")))
+        .body(vec![b'4'; 10 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 413);
+    let body: serde_json::Value = post.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("limited to 16384 bytes"), "{body}");
+}

@@ -41,11 +41,12 @@ impl<B> Service<http::Request<B>> for NotFound {
 pub struct SocketIoEndpoint<A: Adapter> {
     polling: BoxEndpoint<'static, Response>,
     streams: SocketIoService<NotFound, A>,
+    max_payload: usize,
 }
 
 impl<A: Adapter> SocketIoEndpoint<A> {
-    pub fn new(svc: SocketIoService<NotFound, A>) -> Self {
-        Self { polling: svc.clone().compat().boxed(), streams: svc }
+    pub fn new(svc: SocketIoService<NotFound, A>, max_payload: usize) -> Self {
+        Self { polling: svc.clone().compat().boxed(), streams: svc, max_payload }
     }
 
     fn upgrade(&self, req: Request) -> poem::Result<Response> {
@@ -100,6 +101,13 @@ impl<A: Adapter> Endpoint for SocketIoEndpoint<A> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         if is_websocket_upgrade(&req) {
             return self.upgrade(req);
+        }
+        // Refused from its declared size, before a byte of the body is read (the engine
+        // would cut the connection mid-body, which clients see as a reset, not a 413).
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_payload as u64) {
+            let message = format!("Socket.IO packets are limited to {} bytes", self.max_payload);
+            return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, message));
         }
         self.polling.call(req).await
     }

@@ -92,10 +92,11 @@ fn assemble<A: Adapter + DefinedAdapter>(
     adapter: String,
     link: Option<AdapterLink>,
     deadline: Duration,
+    max_payload: usize,
 ) -> Realtime {
     let (attach_io, close_io) = (io.clone(), io.clone());
     Realtime {
-        endpoint: SocketIoEndpoint::new(svc).boxed(),
+        endpoint: SocketIoEndpoint::new(svc, max_payload).boxed(),
         notifier: Arc::new(SocketNotifier::new(io.clone(), deadline)),
         connections: Arc::new(SocketConnections { io }),
         attach: Box::new(move |state, presence| register(&attach_io, state, presence)),
@@ -105,13 +106,29 @@ fn assemble<A: Adapter + DefinedAdapter>(
     }
 }
 
+/// How the Socket.IO server is built.
+pub struct Options<'a> {
+    /// Redis for the adapter that spans instances; in memory when `None`.
+    pub redis_url: Option<&'a str>,
+    pub key_prefix: &'a str,
+    /// Bounds every cluster call (publish, room queries).
+    pub deadline: Duration,
+    /// Largest packet a client may send, on either transport, before or after connecting.
+    pub max_payload: usize,
+}
+
+fn builder(options: &Options) -> socketioxide::SocketIoBuilder {
+    let limit = options.max_payload;
+    SocketIo::builder().max_payload(limit as u64).ws_max_message_size(limit).ws_max_frame_size(limit)
+}
+
 /// Builds the Socket.IO server: in-memory, or on socketioxide's Redis adapter when
 /// `redis_url` is set (waiting, with one log line per attempt, until Redis answers).
-/// `deadline` bounds every cluster call (publish, room queries).
-pub async fn build(redis_url: Option<&str>, key_prefix: &str, deadline: Duration) -> anyhow::Result<Realtime> {
-    let Some(url) = redis_url else {
-        let (svc, io) = SocketIo::builder().build_with_inner_svc(bridge::NotFound);
-        return Ok(assemble(svc, io, "in-memory".into(), None, deadline));
+pub async fn build(options: Options<'_>) -> anyhow::Result<Realtime> {
+    let (key_prefix, deadline, limit) = (options.key_prefix, options.deadline, options.max_payload);
+    let Some(url) = options.redis_url else {
+        let (svc, io) = builder(&options).build_with_inner_svc(bridge::NotFound);
+        return Ok(assemble(svc, io, "in-memory".into(), None, deadline, limit));
     };
     // The adapter needs RESP3 (pub/sub on a multiplexed connection).
     let url = if url.contains("protocol=") {
@@ -139,10 +156,10 @@ pub async fn build(redis_url: Option<&str>, key_prefix: &str, deadline: Duration
     // Channels under the deployment's key prefix, so deployments sharing a Redis stay apart.
     let config = RedisAdapterConfig::new().with_prefix(format!("{key_prefix}socket.io")).with_request_timeout(deadline);
     let ctr = RedisAdapterCtr::new_with_driver(link.clone(), config);
-    let (svc, io) = SocketIo::builder()
+    let (svc, io) = builder(&options)
         .with_adapter::<CustomRedisAdapter<_, AdapterLink>>(ctr)
         .build_with_inner_svc(bridge::NotFound);
-    Ok(assemble(svc, io, format!("redis ({shown})"), Some(link), deadline))
+    Ok(assemble(svc, io, format!("redis ({shown})"), Some(link), deadline, limit))
 }
 
 fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
