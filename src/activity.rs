@@ -1,11 +1,11 @@
 //! What the admin console charts: per-minute counts of login and message traffic for the
 //! last hour (cluster-wide, through the ephemeral store), and this instance's latest mail
 //! failures. Prometheus keeps the long history; this is the at-a-glance view an operator
-//! gets without running one. Counted process-wide at the same call sites as the metrics.
+//! gets without running one. Counted through the application's [`crate::telemetry::Telemetry`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -46,11 +46,6 @@ impl Kind {
             Kind::OtpRateLimited => "rate_limited",
             Kind::Messages => "messages",
         }
-    }
-
-    /// The kind counted for an outcome of `confab_otp_total`.
-    pub fn for_otp_outcome(outcome: &str) -> Option<Kind> {
-        KINDS.into_iter().find(|k| *k != Kind::Messages && k.name() == outcome)
     }
 }
 
@@ -170,13 +165,13 @@ async fn timeline_at(store: &dyn Ephemeral, now_minute: i64) -> BackendResult<Ti
     Ok(Timeline { from: first * 60_000, series })
 }
 
-pub fn activity() -> &'static Activity {
-    static ACTIVITY: OnceLock<Activity> = OnceLock::new();
-    ACTIVITY.get_or_init(Activity::default)
-}
-
 /// Flushes every second until `stop`, then once more.
-pub async fn flush_every_second(store: std::sync::Arc<dyn Ephemeral>, stop: tokio_util::sync::CancellationToken) {
+pub async fn flush_every_second(
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    store: std::sync::Arc<dyn Ephemeral>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let activity = telemetry.activity();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut failing = false;
     loop {
@@ -184,7 +179,7 @@ pub async fn flush_every_second(store: std::sync::Arc<dyn Ephemeral>, stop: toki
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match activity().flush(store.as_ref()).await {
+        match activity.flush(store.as_ref()).await {
             Ok(()) => failing = false,
             Err(e) if !failing => {
                 failing = true;
@@ -193,7 +188,7 @@ pub async fn flush_every_second(store: std::sync::Arc<dyn Ephemeral>, stop: toki
             Err(_) => {}
         }
     }
-    let _ = activity().flush(store.as_ref()).await;
+    let _ = activity.flush(store.as_ref()).await;
 }
 
 #[cfg(test)]
@@ -239,9 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn otp_outcomes_map_to_kinds_and_failures_keep_the_newest() {
-        assert_eq!(Kind::for_otp_outcome("rate_limited"), Some(Kind::OtpRateLimited));
-        assert_eq!(Kind::for_otp_outcome("messages"), None);
+    fn failures_keep_the_newest() {
         let a = Activity::default();
         let before = a.failures_version();
         for attempt in 0..30 {

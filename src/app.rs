@@ -37,6 +37,7 @@ use crate::services::users::UserService;
 use crate::store::metered::MeteredStore;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
+use crate::telemetry::Telemetry;
 
 /// Everything request handlers need, shared behind one `Arc`.
 pub struct AppState {
@@ -52,6 +53,8 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     pub connections: Arc<dyn Connections>,
     pub admin: AdminService,
+    /// What this instance counts about itself (metrics, console timeline).
+    pub telemetry: Arc<Telemetry>,
     /// Cancelled when shutdown begins, so long-lived responses (the admin console's
     /// live stream) end instead of holding the graceful shutdown to its timeout.
     pub stopping: CancellationToken,
@@ -148,17 +151,12 @@ impl AppState {
 
 /// Keeps the gauges that reflect backend state current for `/metrics`.
 async fn sample_gauges(state: Arc<AppState>) {
-    let m = crate::metrics::metrics();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tick.tick().await;
-        if let Ok(depth) = state.mail_queue.depth().await {
-            m.mail_queue_depth.set(depth as i64);
-        }
-        if let Ok(dead) = state.mail_queue.dead_letters().await {
-            m.mail_dead_letters.set(dead as i64);
-        }
-        m.online_users.set(state.presence.online_count() as i64);
+        let depth = state.mail_queue.depth().await.ok();
+        let dead = state.mail_queue.dead_letters().await.ok();
+        state.telemetry.sampled(depth, dead, state.presence.online_count());
     }
 }
 
@@ -188,9 +186,11 @@ impl Application {
                 (Arc::new(SqliteStore::open(&db_path)?), format!("sqlite ({})", db_path.display()))
             }
         };
+        let telemetry = Arc::new(Telemetry::new(config.metrics_enabled));
         let deadline = Duration::from_millis(config.backend_timeout_ms);
         let unmetered: Arc<dyn Store> = Arc::new(Deadline::new(unmetered, deadline));
-        let store: Arc<dyn Store> = if config.metrics_enabled { Arc::new(MeteredStore(unmetered)) } else { unmetered };
+        let store: Arc<dyn Store> =
+            if config.metrics_enabled { Arc::new(MeteredStore(unmetered, telemetry.clone())) } else { unmetered };
         let (ephemeral, ephemeral_description): (Arc<dyn Ephemeral>, String) = match &config.redis_url {
             Some(url) => {
                 let redis = RedisEphemeral::connect(url, &config.redis_prefix)?;
@@ -237,8 +237,14 @@ impl Application {
             per_ip_window: Duration::from_secs(config.login_ip_window_secs),
             ..OtpPolicy::default()
         };
-        let auth =
-            Arc::new(AuthService::new(store.clone(), ephemeral.clone(), mail_queue.clone(), &jwt_secret, policy));
+        let auth = Arc::new(AuthService::new(
+            store.clone(),
+            ephemeral.clone(),
+            mail_queue.clone(),
+            &jwt_secret,
+            policy,
+            telemetry.clone(),
+        ));
         let users = UserService::new(store.clone(), auth.clone());
         let admin = AdminService::new(
             ephemeral.clone(),
@@ -246,6 +252,7 @@ impl Application {
             admin,
             settings.admin_emails.clone(),
             Duration::from_secs(config.admin_session_secs),
+            telemetry.clone(),
         );
 
         let mut addrs = Vec::new();
@@ -280,11 +287,12 @@ impl Application {
             key_prefix: &config.redis_prefix,
             deadline,
             max_payload: config.socket_max_payload_bytes,
+            telemetry: telemetry.clone(),
         })
         .await?;
         descriptions.realtime =
             realtime.link.clone().map(|link| (format!("socket.io adapter, {}", realtime.adapter), link));
-        let chats = ChatService::new(store.clone(), realtime.notifier.clone(), media.clone());
+        let chats = ChatService::new(store.clone(), realtime.notifier.clone(), media.clone(), telemetry.clone());
         let presence = Arc::new(Presence::default());
         let state = Arc::new(AppState {
             settings,
@@ -299,6 +307,7 @@ impl Application {
             mailer,
             connections: realtime.connections.clone(),
             admin,
+            telemetry,
             stopping: CancellationToken::new(),
             started_at: crate::domain::now_ms(),
             descriptions,
@@ -328,13 +337,18 @@ impl Application {
                     state.mail_queue.clone(),
                     state.mailer.clone(),
                     RetryPolicy { max_attempts: state.settings.config.mail_max_attempts, ..RetryPolicy::default() },
+                    state.telemetry.clone(),
                     stop_worker.clone(),
                 ))
             })
             .collect();
         let sampler = tokio::spawn(sample_gauges(state.clone()));
         let stop_flusher = CancellationToken::new();
-        let flusher = tokio::spawn(crate::activity::flush_every_second(state.ephemeral.clone(), stop_flusher.clone()));
+        let flusher = tokio::spawn(crate::activity::flush_every_second(
+            state.telemetry.clone(),
+            state.ephemeral.clone(),
+            stop_flusher.clone(),
+        ));
         let routes = crate::http::routes(state.clone(), socketio);
         let stopping = state.stopping.clone();
         let signal = async move {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::activity::{activity, MailFailure, Series, Timeline, KINDS, MINUTES_KEPT};
+use crate::activity::{MailFailure, Series, Timeline, KINDS, MINUTES_KEPT};
 use crate::app::AppState;
 use crate::domain::{now_ms, ObjectId};
 use crate::ports::OnlineUser;
@@ -99,12 +99,12 @@ pub async fn fingerprint(state: &AppState) -> Fingerprint {
             Vec::new()
         }
     };
-    let traffic = activity().timeline(state.ephemeral.as_ref()).await.map_err(|e| format!("{e:#}"));
+    let traffic = state.telemetry.activity().timeline(state.ephemeral.as_ref()).await.map_err(|e| format!("{e:#}"));
     Fingerprint {
         traffic,
-        failures: activity().failures_version(),
+        failures: state.telemetry.activity().failures_version(),
         online,
-        connections: crate::metrics::metrics().socket_connections.get(),
+        connections: state.telemetry.connections(),
         queue: queue_view(state).await,
     }
 }
@@ -160,7 +160,7 @@ pub async fn snapshot(
             sockets: local.map(|l| l.connections),
         });
     }
-    let a = activity();
+    let a = state.telemetry.activity();
     Snapshot {
         instance: state.settings.instance.clone(),
         version: env!("CARGO_PKG_VERSION"),

@@ -17,4 +17,5 @@ pub mod realtime;
 pub mod secrets;
 pub mod services;
 pub mod store;
+pub mod telemetry;
 pub mod wire;

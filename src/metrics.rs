@@ -2,9 +2,6 @@
 //! so any layer can count without threading a handle through. Labels are route
 //! templates and fixed outcome names, never ids or emails.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -46,7 +43,12 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
 }
 
 impl Metrics {
-    fn new() -> Self {
+    /// A registry of its own with every series; the fixed-label ones start at zero.
+    pub fn new() -> Self {
+        Self::registered().with_known_series()
+    }
+
+    fn registered() -> Self {
         let registry = Registry::new();
         let latency = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
         let build = IntGaugeVec::new(Opts::new("confab_build_info", "Build information; always 1"), &["version"])
@@ -115,14 +117,15 @@ impl Metrics {
     /// Creates the fixed-label series at zero, so they are exported (and `rate()` works)
     /// before the first event.
     fn with_known_series(self) -> Self {
-        for outcome in [otp::REQUESTED, otp::VERIFIED, otp::FAILED, otp::LOCKED, otp::RATE_LIMITED] {
-            self.otp.with_label_values(&[outcome]);
+        use crate::telemetry::{AdminLogin, MailOutcome, OtpOutcome};
+        for outcome in OtpOutcome::ALL {
+            self.otp.with_label_values(&[outcome.label()]);
         }
-        for outcome in ["sent", "failed", "retried", "dead_lettered"] {
-            self.mail.with_label_values(&[outcome]);
+        for outcome in MailOutcome::ALL {
+            self.mail.with_label_values(&[outcome.label()]);
         }
-        for outcome in ["opened", "refused", "rate_limited"] {
-            self.admin_logins.with_label_values(&[outcome]);
+        for outcome in AdminLogin::ALL {
+            self.admin_logins.with_label_values(&[outcome.label()]);
         }
         for kind in ["text", "image"] {
             self.messages_stored.with_label_values(&[kind]);
@@ -138,37 +141,12 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
         String::from_utf8(out).expect("prometheus text is UTF-8")
     }
+}
 
-    pub fn observe_store(&self, operation: &str, took: Duration) {
-        self.store_duration.with_label_values(&[operation]).observe(took.as_secs_f64());
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
-}
-
-pub fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics::new().with_known_series())
-}
-
-/// Outcomes of login codes, as counted in `confab_otp_total{outcome}`.
-pub mod otp {
-    pub const REQUESTED: &str = "requested";
-    pub const VERIFIED: &str = "verified";
-    pub const FAILED: &str = "failed";
-    pub const LOCKED: &str = "locked";
-    pub const RATE_LIMITED: &str = "rate_limited";
-}
-
-/// Counts a login-code outcome in the metrics and the admin console's timeline.
-pub fn count_otp(outcome: &str) {
-    metrics().otp.with_label_values(&[outcome]).inc();
-    if let Some(kind) = crate::activity::Kind::for_otp_outcome(outcome) {
-        crate::activity::activity().count(kind);
-    }
-}
-
-pub fn count_message_stored(kind: &str) {
-    metrics().messages_stored.with_label_values(&[kind]).inc();
-    crate::activity::activity().count(crate::activity::Kind::Messages);
 }
 
 /// The route template for a request path: ids become `:id`, and paths outside the

@@ -358,8 +358,9 @@ mod orphans {
         io.ns("/", async |_: socketioxide::extract::SocketRef| {});
         let chats = ChatService::new(
             store.clone(),
-            Arc::new(SocketNotifier::new(io, std::time::Duration::from_secs(2))),
+            Arc::new(SocketNotifier::new(io, std::time::Duration::from_secs(2), Default::default())),
             media,
+            Default::default(),
         );
         let a = store.find_or_create_user(&Email::parse("o-a@example.com").unwrap(), "a").await.unwrap();
         let b = store.find_or_create_user(&Email::parse("o-b@example.com").unwrap(), "b").await.unwrap();

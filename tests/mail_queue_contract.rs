@@ -13,6 +13,7 @@ use confab::mail::worker::{process_one, Outcome, RetryPolicy};
 use confab::ports::{MailJob, MailQueue, Mailer};
 use confab::queue::amqp::AmqpQueue;
 use confab::queue::memory::MemoryQueue;
+use confab::telemetry::Telemetry;
 
 fn job(to: &str) -> MailJob {
     MailJob {
@@ -194,14 +195,17 @@ async fn rabbitmq_worker_retries_through_the_delay_queue() {
     let down =
         SmtpMailer::new(&format!("smtp://127.0.0.1:{port}"), "confab <no-reply@localhost>".parse().unwrap()).unwrap();
     queue.enqueue(job("retry-amqp@example.com")).await.unwrap();
-    let outcome = process_one(queue.as_ref(), &down, &policy(5)).await.unwrap();
+    let outcome = process_one(queue.as_ref(), &down, &policy(5), &Telemetry::default()).await.unwrap();
     let retried_at = std::time::Instant::now();
     assert_eq!(outcome, Outcome::Retrying { delay: Duration::from_millis(100) });
     let sink = SmtpSink::start_on(port);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), process_one(queue.as_ref(), &down, &policy(5)))
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        process_one(queue.as_ref(), &down, &policy(5), &Telemetry::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(outcome, Outcome::Sent);
     // Timed from the retry, not from the sink's start, which can take longer than the
     // delay on a loaded machine.
@@ -223,7 +227,7 @@ async fn worker_acks_only_after_smtp_accepted() {
     let mailer = SmtpMailer::new(&sink.url(), "confab <no-reply@localhost>".parse().unwrap()).unwrap();
     let queue = MemoryQueue::new(10);
     queue.enqueue(job("ok@example.com")).await.unwrap();
-    assert_eq!(process_one(&queue, &mailer, &policy(3)).await.unwrap(), Outcome::Sent);
+    assert_eq!(process_one(&queue, &mailer, &policy(3), &Telemetry::default()).await.unwrap(), Outcome::Sent);
     assert_eq!(queue.depth().await.unwrap(), 0);
     let mails = sink.mails_to("ok@example.com");
     assert_eq!(mails.len(), 1);
@@ -239,10 +243,10 @@ async fn worker_retries_while_smtp_is_down_then_delivers() {
     assert!(mailer.describe().contains(&port.to_string()));
     let queue = MemoryQueue::new(10);
     queue.enqueue(job("later@example.com")).await.unwrap();
-    let outcome = process_one(&queue, &mailer, &policy(5)).await.unwrap();
+    let outcome = process_one(&queue, &mailer, &policy(5), &Telemetry::default()).await.unwrap();
     assert_eq!(outcome, Outcome::Retrying { delay: Duration::from_millis(100) });
     assert_eq!(
-        process_one(&queue, &mailer, &policy(5)).await.unwrap(),
+        process_one(&queue, &mailer, &policy(5), &Telemetry::default()).await.unwrap(),
         Outcome::Retrying { delay: Duration::from_millis(200) }
     );
     assert_eq!(queue.depth().await.unwrap(), 1, "the job is kept while it waits");
@@ -258,7 +262,7 @@ async fn worker_dead_letters_after_the_last_attempt() {
     queue.enqueue(job("never@example.com")).await.unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        outcomes.push(process_one(&queue, &mailer, &policy(3)).await.unwrap());
+        outcomes.push(process_one(&queue, &mailer, &policy(3), &Telemetry::default()).await.unwrap());
     }
     assert_eq!(outcomes.last(), Some(&Outcome::DeadLettered));
     assert_eq!(queue.dead_letters().await.unwrap(), 1);
@@ -274,8 +278,11 @@ async fn worker_recovers_when_smtp_comes_back() {
     let mailer = SmtpMailer::new(&url, "confab <no-reply@localhost>".parse().unwrap()).unwrap();
     let queue = MemoryQueue::new(10);
     queue.enqueue(job("back@example.com")).await.unwrap();
-    assert!(matches!(process_one(&queue, &mailer, &policy(5)).await.unwrap(), Outcome::Retrying { .. }));
+    assert!(matches!(
+        process_one(&queue, &mailer, &policy(5), &Telemetry::default()).await.unwrap(),
+        Outcome::Retrying { .. }
+    ));
     let revived = SmtpSink::start_on(port);
-    assert_eq!(process_one(&queue, &mailer, &policy(5)).await.unwrap(), Outcome::Sent);
+    assert_eq!(process_one(&queue, &mailer, &policy(5), &Telemetry::default()).await.unwrap(), Outcome::Sent);
     assert_eq!(revived.mails_to("back@example.com").len(), 1);
 }

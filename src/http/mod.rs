@@ -18,6 +18,7 @@ use poem_openapi::OpenApiService;
 
 use crate::app::AppState;
 use crate::config::CorsOrigins;
+use crate::telemetry::Telemetry;
 
 pub type Apis = (health::HealthApi, users::UsersApi, chats::ChatsApi);
 
@@ -111,7 +112,7 @@ fn redirect_to_web_port(req: &poem::Request, web_port: u16) -> Option<poem::Resp
 }
 
 /// Prometheus text format; behind `Authorization: Bearer <metrics_token>` when set.
-fn metrics_page(req: &poem::Request, token: Option<&str>) -> poem::Result<poem::Response> {
+fn metrics_page(req: &poem::Request, token: Option<&str>, telemetry: &Telemetry) -> poem::Result<poem::Response> {
     use subtle::ConstantTimeEq;
     if let Some(expected) = token {
         let given = credentials::bearer(req.headers());
@@ -123,13 +124,16 @@ fn metrics_page(req: &poem::Request, token: Option<&str>) -> poem::Result<poem::
             )));
         }
     }
-    Ok(poem::Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::metrics().render()))
+    let text = telemetry.render().ok_or(poem::error::NotFoundError)?;
+    Ok(poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }
 
 /// Counts every request by method, route template and final status, with its latency.
-async fn observe_http<E: Endpoint>(inner: std::sync::Arc<E>, req: poem::Request) -> poem::Result<poem::Response> {
+async fn observe_http<E: Endpoint>(
+    inner: std::sync::Arc<E>,
+    req: poem::Request,
+    telemetry: Arc<Telemetry>,
+) -> poem::Result<poem::Response> {
     let method = req.method().as_str().to_string();
     let route = crate::metrics::route_template(req.uri().path());
     let started = std::time::Instant::now();
@@ -138,9 +142,7 @@ async fn observe_http<E: Endpoint>(inner: std::sync::Arc<E>, req: poem::Request)
         Ok(resp) => resp.status(),
         Err(e) => e.status(),
     };
-    let m = crate::metrics::metrics();
-    m.http_requests.with_label_values(&[&method, &route, status.as_str()]).inc();
-    m.http_duration.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+    telemetry.http_request(&method, &route, status.as_u16(), started.elapsed());
     result
 }
 
@@ -167,16 +169,17 @@ pub fn routes(
         route = route.nest("/media", media_files(&config.data_dir.join("media")));
     }
     if config.metrics_enabled {
-        let metrics_token = config.metrics_token.clone();
+        let (metrics_token, telemetry) = (config.metrics_token.clone(), state.telemetry.clone());
         route = route.at(
             "/metrics",
             poem::get(poem::endpoint::make(move |req: poem::Request| {
-                let expected = metrics_token.clone();
-                async move { metrics_page(&req, expected.as_deref()) }
+                let (expected, telemetry) = (metrics_token.clone(), telemetry.clone());
+                async move { metrics_page(&req, expected.as_deref(), &telemetry) }
             })),
         );
     }
     let metrics_enabled = config.metrics_enabled;
+    let telemetry = state.telemetry.clone();
     let web_root = config.web_root.clone();
     let web_port = state.settings.web_port;
     let routes = route
@@ -205,7 +208,7 @@ pub fn routes(
         .catch_all_error(error::json_error)
         .data(state);
     if metrics_enabled {
-        routes.around(observe_http).boxed()
+        routes.around(move |inner, req| observe_http(inner, req, telemetry.clone())).boxed()
     } else {
         routes.boxed()
     }

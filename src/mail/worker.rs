@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::ports::{MailQueue, Mailer};
+use crate::telemetry::{MailOutcome, Telemetry};
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -44,16 +45,15 @@ pub enum Outcome {
     Expired,
 }
 
-fn count_mail(outcome: &str) {
-    crate::metrics::metrics().mail.with_label_values(&[outcome]).inc();
-    if outcome == "sent" {
-        crate::activity::activity().count(crate::activity::Kind::OtpMailed);
-    }
-}
-
 /// Shown in the admin console: who, which attempt and why — never the body (the code).
-fn record_failure(job: &crate::ports::MailJob, attempts: u32, error: &anyhow::Error, dead_lettered: bool) {
-    crate::activity::activity().mail_failed(crate::activity::MailFailure {
+fn record_failure(
+    telemetry: &Telemetry,
+    job: &crate::ports::MailJob,
+    attempts: u32,
+    error: &anyhow::Error,
+    dead_lettered: bool,
+) {
+    telemetry.mail_failed(crate::activity::MailFailure {
         at: crate::domain::now_ms(),
         to: job.to.clone(),
         attempt: attempts + 1,
@@ -63,17 +63,22 @@ fn record_failure(job: &crate::ports::MailJob, attempts: u32, error: &anyhow::Er
 }
 
 /// One step of the worker: receive a job, try it once, settle it.
-pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &RetryPolicy) -> anyhow::Result<Outcome> {
+pub async fn process_one(
+    queue: &dyn MailQueue,
+    mailer: &dyn Mailer,
+    policy: &RetryPolicy,
+    telemetry: &Telemetry,
+) -> anyhow::Result<Outcome> {
     let delivery = queue.receive().await?;
     let attempts = delivery.attempts();
     let expires_at = delivery.job().expires_at;
     if expires_at.is_some_and(|at| at <= crate::domain::now_ms()) {
-        return expire(delivery, attempts).await;
+        return expire(delivery, attempts, telemetry).await;
     }
     let error = match mailer.send(delivery.job()).await {
         Ok(()) => {
             delivery.ack().await?;
-            count_mail("sent");
+            telemetry.mail(MailOutcome::Sent);
             return Ok(Outcome::Sent);
         }
         Err(error) => error,
@@ -84,46 +89,56 @@ pub async fn process_one(queue: &dyn MailQueue, mailer: &dyn Mailer, policy: &Re
         Some(at) => crate::domain::now_ms() + delay.as_millis() as i64 <= at,
         None => attempts + 1 < policy.max_attempts,
     };
-    count_mail("failed");
+    telemetry.mail(MailOutcome::Failed);
     if retry {
         tracing::warn!(error = %format!("{error:#}"), attempt = attempts + 1, retry_in = ?delay, "mail delivery failed; will retry");
-        record_failure(delivery.job(), attempts, &error, false);
+        record_failure(telemetry, delivery.job(), attempts, &error, false);
         delivery.retry(delay).await?;
-        count_mail("retried");
+        telemetry.mail(MailOutcome::Retried);
         Ok(Outcome::Retrying { delay })
     } else if expires_at.is_some() {
         tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed until its code expired; dead-lettered");
-        record_failure(delivery.job(), attempts, &error, true);
+        record_failure(telemetry, delivery.job(), attempts, &error, true);
         delivery.dead_letter().await?;
-        count_mail("expired");
+        telemetry.mail(MailOutcome::Expired);
         Ok(Outcome::Expired)
     } else {
         tracing::error!(error = %format!("{error:#}"), attempts = attempts + 1, "mail delivery failed for good; dead-lettered");
-        record_failure(delivery.job(), attempts, &error, true);
+        record_failure(telemetry, delivery.job(), attempts, &error, true);
         delivery.dead_letter().await?;
-        count_mail("dead_lettered");
+        telemetry.mail(MailOutcome::DeadLettered);
         Ok(Outcome::DeadLettered)
     }
 }
 
 /// Sets aside, unsent, a mail whose code can no longer be used.
-async fn expire(delivery: Box<dyn crate::ports::Delivery>, attempts: u32) -> anyhow::Result<Outcome> {
+async fn expire(
+    delivery: Box<dyn crate::ports::Delivery>,
+    attempts: u32,
+    telemetry: &Telemetry,
+) -> anyhow::Result<Outcome> {
     let error = anyhow::anyhow!("the code expired before the mail could be sent");
     tracing::warn!(attempts, "mail not sent: its code has expired; dead-lettered");
-    record_failure(delivery.job(), attempts, &error, true);
+    record_failure(telemetry, delivery.job(), attempts, &error, true);
     delivery.dead_letter().await?;
-    count_mail("expired");
+    telemetry.mail(MailOutcome::Expired);
     Ok(Outcome::Expired)
 }
 
 /// Runs until `stop` fires. Queue errors (a broker gone away) are retried with backoff
 /// rather than ending the worker.
-pub async fn run(queue: Arc<dyn MailQueue>, mailer: Arc<dyn Mailer>, policy: RetryPolicy, stop: CancellationToken) {
+pub async fn run(
+    queue: Arc<dyn MailQueue>,
+    mailer: Arc<dyn Mailer>,
+    policy: RetryPolicy,
+    telemetry: Arc<Telemetry>,
+    stop: CancellationToken,
+) {
     let mut queue_backoff = Duration::from_millis(200);
     loop {
         let step = tokio::select! {
             _ = stop.cancelled() => break,
-            step = process_one(queue.as_ref(), mailer.as_ref(), &policy) => step,
+            step = process_one(queue.as_ref(), mailer.as_ref(), &policy, &telemetry) => step,
         };
         match step {
             Ok(_) => queue_backoff = Duration::from_millis(200),
@@ -185,7 +200,7 @@ mod tests {
         queue.enqueue(job(Some(400))).await.unwrap();
         let mut outcomes = Vec::new();
         loop {
-            let outcome = process_one(&queue, &mailer, &policy).await.unwrap();
+            let outcome = process_one(&queue, &mailer, &policy, &Telemetry::default()).await.unwrap();
             outcomes.push(outcome.clone());
             if !matches!(outcome, Outcome::Retrying { .. }) {
                 break;
@@ -198,12 +213,15 @@ mod tests {
         // Already expired when received (e.g. queued through a long outage): never sent.
         let tries = mailer.0.load(Ordering::SeqCst);
         queue.enqueue(job(Some(-1))).await.unwrap();
-        assert_eq!(process_one(&queue, &mailer, &policy).await.unwrap(), Outcome::Expired);
+        assert_eq!(process_one(&queue, &mailer, &policy, &Telemetry::default()).await.unwrap(), Outcome::Expired);
         assert_eq!(mailer.0.load(Ordering::SeqCst), tries, "an expired code is not mailed");
 
         // Without an expiry (the original's jobs): max_attempts as before.
         queue.enqueue(job(None)).await.unwrap();
-        assert!(matches!(process_one(&queue, &mailer, &policy).await.unwrap(), Outcome::Retrying { .. }));
-        assert_eq!(process_one(&queue, &mailer, &policy).await.unwrap(), Outcome::DeadLettered);
+        assert!(matches!(
+            process_one(&queue, &mailer, &policy, &Telemetry::default()).await.unwrap(),
+            Outcome::Retrying { .. }
+        ));
+        assert_eq!(process_one(&queue, &mailer, &policy, &Telemetry::default()).await.unwrap(), Outcome::DeadLettered);
     }
 }

@@ -37,6 +37,7 @@ pub use redis_driver::ResilientRedisDriver as AdapterLink;
 use crate::app::AppState;
 use crate::domain::{Message, ObjectId};
 use crate::ports::{BackendResult, Connections, Notifier, OnlineUser};
+use crate::telemetry::Telemetry;
 use crate::wire::MessageJson;
 
 /// The verified user of a connection, kept in the socket's extensions.
@@ -91,13 +92,12 @@ fn assemble<A: Adapter + DefinedAdapter>(
     io: SocketIo<A>,
     adapter: String,
     link: Option<AdapterLink>,
-    deadline: Duration,
-    max_payload: usize,
+    options: &Options,
 ) -> Realtime {
     let (attach_io, close_io) = (io.clone(), io.clone());
     Realtime {
-        endpoint: SocketIoEndpoint::new(svc, max_payload).boxed(),
-        notifier: Arc::new(SocketNotifier::new(io.clone(), deadline)),
+        endpoint: SocketIoEndpoint::new(svc, options.max_payload).boxed(),
+        notifier: Arc::new(SocketNotifier::new(io.clone(), options.deadline, options.telemetry.clone())),
         connections: Arc::new(SocketConnections { io }),
         attach: Box::new(move |state, presence| register(&attach_io, state, presence)),
         close: Box::new(move || Box::pin(async move { close_io.close().await })),
@@ -115,6 +115,7 @@ pub struct Options<'a> {
     pub deadline: Duration,
     /// Largest packet a client may send, on either transport, before or after connecting.
     pub max_payload: usize,
+    pub telemetry: Arc<Telemetry>,
 }
 
 fn builder(options: &Options) -> socketioxide::SocketIoBuilder {
@@ -125,10 +126,10 @@ fn builder(options: &Options) -> socketioxide::SocketIoBuilder {
 /// Builds the Socket.IO server: in-memory, or on socketioxide's Redis adapter when
 /// `redis_url` is set (waiting, with one log line per attempt, until Redis answers).
 pub async fn build(options: Options<'_>) -> anyhow::Result<Realtime> {
-    let (key_prefix, deadline, limit) = (options.key_prefix, options.deadline, options.max_payload);
+    let (key_prefix, deadline) = (options.key_prefix, options.deadline);
     let Some(url) = options.redis_url else {
         let (svc, io) = builder(&options).build_with_inner_svc(bridge::NotFound);
-        return Ok(assemble(svc, io, "in-memory".into(), None, deadline, limit));
+        return Ok(assemble(svc, io, "in-memory".into(), None, &options));
     };
     // The adapter needs RESP3 (pub/sub on a multiplexed connection).
     let url = if url.contains("protocol=") {
@@ -159,7 +160,7 @@ pub async fn build(options: Options<'_>) -> anyhow::Result<Realtime> {
     let (svc, io) = builder(&options)
         .with_adapter::<CustomRedisAdapter<_, AdapterLink>>(ctr)
         .build_with_inner_svc(bridge::NotFound);
-    Ok(assemble(svc, io, format!("redis ({shown})"), Some(link), deadline, limit))
+    Ok(assemble(svc, io, format!("redis ({shown})"), Some(link), &options))
 }
 
 fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
@@ -172,11 +173,12 @@ fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
 pub struct SocketNotifier<A: Adapter> {
     io: SocketIo<A>,
     deadline: Duration,
+    telemetry: Arc<Telemetry>,
 }
 
 impl<A: Adapter> SocketNotifier<A> {
-    pub fn new(io: SocketIo<A>, deadline: Duration) -> Self {
-        Self { io, deadline }
+    pub fn new(io: SocketIo<A>, deadline: Duration, telemetry: Arc<Telemetry>) -> Self {
+        Self { io, deadline, telemetry }
     }
 
     async fn emit(&self, event: &'static str, rooms: Vec<String>, payload: &Value) -> bool {
@@ -186,7 +188,7 @@ impl<A: Adapter> SocketNotifier<A> {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", self.deadline),
         };
-        crate::metrics::metrics().broadcast_failures.with_label_values(&[event]).inc();
+        self.telemetry.broadcast_failed(event);
         tracing::warn!(error = %error, "{event} broadcast failed");
         false
     }
@@ -214,7 +216,7 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
         // One broadcast to the union of rooms: every connection gets it exactly once.
         let rooms = vec![message.chat_id.to_hex(), user_room(&members[0]), user_room(&members[1])];
         if self.emit("newMessage", rooms, &payload).await {
-            crate::metrics::metrics().messages_delivered.inc();
+            self.telemetry.message_delivered();
         }
     }
 
@@ -269,10 +271,6 @@ fn chat_id_in(payload: &Value) -> Option<&str> {
     payload.as_str().or_else(|| payload.get("chatId").and_then(Value::as_str))
 }
 
-fn count_event(event: &str) {
-    crate::metrics::metrics().socket_events.with_label_values(&[event]).inc();
-}
-
 fn user_of<A: Adapter>(socket: &SocketRef<A>) -> Option<ObjectId> {
     socket.extensions.get::<SocketUser>().map(|u| u.0)
 }
@@ -305,7 +303,7 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
     let Some(user) = user_of(&socket) else { return };
     socket.join([user_room(&user), at_room(&user, &state.settings.instance)]);
     presence.connected(user);
-    crate::metrics::metrics().socket_connections.inc();
+    state.telemetry.socket_opened();
 
     // Each handler first waits for its `Turn`, so the socket's events take effect in the
     // order it sent them.
@@ -316,7 +314,7 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
             let state = state.clone();
             async move {
                 let _done = turn.wait().await;
-                count_event("joinChat");
+                state.telemetry.socket_event("joinChat");
                 let Some(chat_id) = chat_id_in(&payload) else {
                     return reply(ack, false, "chatId required");
                 };
@@ -334,33 +332,43 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, pres
             }
         }
     });
-    socket.on("leaveChat", move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| async move {
-        let _done = turn.wait().await;
-        count_event("leaveChat");
-        if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
-            socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
+    socket.on("leaveChat", {
+        let telemetry = state.telemetry.clone();
+        move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
+            let telemetry = telemetry.clone();
+            async move {
+                let _done = turn.wait().await;
+                telemetry.socket_event("leaveChat");
+                if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
+                    socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
+                }
+            }
         }
     });
     for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
-        socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| async move {
-            let _done = turn.wait().await;
-            count_event(event);
-            let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
-            let room = chat.to_hex();
-            // Only members joined to the chat can relay; the user id is the verified one.
-            if !socket.rooms().iter().any(|r| *r == room) {
-                return;
+        let telemetry = state.telemetry.clone();
+        socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
+            let telemetry = telemetry.clone();
+            async move {
+                let _done = turn.wait().await;
+                telemetry.socket_event(event);
+                let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
+                let room = chat.to_hex();
+                // Only members joined to the chat can relay; the user id is the verified one.
+                if !socket.rooms().iter().any(|r| *r == room) {
+                    return;
+                }
+                let payload = json!({ "chatId": room, "userId": user.to_hex() });
+                let _ = socket.to(room).emit(relayed, &payload).await;
             }
-            let payload = json!({ "chatId": room, "userId": user.to_hex() });
-            let _ = socket.to(room).emit(relayed, &payload).await;
         });
     }
     socket.on_disconnect(move |socket: SocketRef<A>| {
-        let presence = presence.clone();
+        let (presence, telemetry) = (presence.clone(), state.telemetry.clone());
         async move {
             if let Some(user) = user_of(&socket) {
                 presence.disconnected(user);
-                crate::metrics::metrics().socket_connections.dec();
+                telemetry.socket_closed();
             }
         }
     });

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::telemetry::{AdminLogin, Telemetry};
 use sha2::{Digest, Sha256};
 
 use super::auth::AuthService;
@@ -40,6 +42,7 @@ pub struct AdminService {
     credential: Arc<AdminCredential>,
     admin_emails: Vec<Email>,
     session_ttl: Duration,
+    telemetry: Arc<Telemetry>,
 }
 
 fn session_key(secret: &str) -> String {
@@ -54,11 +57,6 @@ fn attempts_key(ip: Option<IpAddr>) -> String {
     }
 }
 
-/// Counted so a brute-force attempt on the console can be alerted on.
-fn count_login(outcome: &str) {
-    crate::metrics::metrics().admin_logins.with_label_values(&[outcome]).inc();
-}
-
 const REFUSED: &str = "Wrong admin token";
 const NOT_ADMIN: &str = "This account is not an admin (see admin_emails)";
 const TOO_MANY: &str = "Too many wrong admin logins from your address; try again in 15 minutes";
@@ -70,8 +68,9 @@ impl AdminService {
         credential: AdminCredential,
         admin_emails: Vec<Email>,
         session_ttl: Duration,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
-        Self { ephemeral, auth, credential: Arc::new(credential), admin_emails, session_ttl }
+        Self { ephemeral, auth, credential: Arc::new(credential), admin_emails, session_ttl, telemetry }
     }
 
     /// Checks the credential and opens a session; returns its secret and details.
@@ -87,13 +86,13 @@ impl AdminService {
         // its attempts back.
         let attempt = self.ephemeral.increment(&key, WRONG_ATTEMPTS_WINDOW).await?;
         if attempt > WRONG_ATTEMPTS_ALLOWED {
-            count_login("rate_limited");
+            self.telemetry.admin_login(AdminLogin::RateLimited);
             return Err(ServiceError::TooManyRequests(TOO_MANY.into()));
         }
         let who = match self.identify(credential).await {
             Ok(who) => who,
             Err(e @ (ServiceError::Unauthorized(_) | ServiceError::Forbidden(_))) => {
-                count_login("refused");
+                self.telemetry.admin_login(AdminLogin::Refused);
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -106,7 +105,7 @@ impl AdminService {
         let value = serde_json::to_string(&session).map_err(anyhow::Error::from)?;
         self.ephemeral.set(&session_key(&secret), &value, self.session_ttl).await?;
         tracing::info!(who = %session.who, "admin console session opened");
-        count_login("opened");
+        self.telemetry.admin_login(AdminLogin::Opened);
         Ok((secret, session))
     }
 

@@ -17,8 +17,8 @@ use super::tokens::{TokenError, TokenKeys};
 use super::{ServiceError, ServiceResult};
 use crate::domain::{default_name_for, Email, ObjectId, User};
 use crate::mail::otp_mail;
-use crate::metrics::{count_otp, otp as otp_outcome};
 use crate::ports::{Ephemeral, MailQueue, Store};
+use crate::telemetry::{OtpOutcome, Telemetry};
 
 #[derive(Debug, Clone)]
 pub struct OtpPolicy {
@@ -54,6 +54,7 @@ pub struct AuthService {
     tokens: TokenKeys,
     otp_key: Vec<u8>,
     policy: OtpPolicy,
+    telemetry: Arc<Telemetry>,
 }
 
 /// Keys in the ephemeral store. The first two are the original's names.
@@ -77,10 +78,11 @@ impl AuthService {
         mail: Arc<dyn MailQueue>,
         jwt_secret: &[u8],
         policy: OtpPolicy,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         // A separate key for OTP hashes, so a leaked hash says nothing about the JWT key.
         let otp_key = hmac_bytes(jwt_secret, b"confab otp hashing key");
-        Self { store, ephemeral, mail, tokens: TokenKeys::new(jwt_secret), otp_key, policy }
+        Self { store, ephemeral, mail, tokens: TokenKeys::new(jwt_secret), otp_key, policy, telemetry }
     }
 
     /// `POST /login`: mails a fresh code.
@@ -89,14 +91,14 @@ impl AuthService {
         if let Some(ip) = client {
             let count = self.ephemeral.increment(&ip_key(ip), self.policy.per_ip_window).await?;
             if count > self.policy.per_ip_limit {
-                count_otp(otp_outcome::RATE_LIMITED);
+                self.telemetry.otp(OtpOutcome::RateLimited);
                 return Err(ServiceError::TooManyRequests(
                     "Too many OTP requests from your network. Please try again later".into(),
                 ));
             }
         }
         if !self.ephemeral.set_if_absent(&resend_key(&email), "true", self.policy.resend_after).await? {
-            count_otp(otp_outcome::RATE_LIMITED);
+            self.telemetry.otp(OtpOutcome::RateLimited);
             return Err(ServiceError::TooManyRequests(
                 "Too many requests. Please wait before requesting new otp".into(),
             ));
@@ -111,7 +113,7 @@ impl AuthService {
             let _ = self.ephemeral.delete(&resend_key(&email)).await;
             return Err(ServiceError::Unavailable(error.context("queueing the OTP mail")));
         }
-        count_otp(otp_outcome::REQUESTED);
+        self.telemetry.otp(OtpOutcome::Requested);
         Ok(())
     }
 
@@ -125,7 +127,7 @@ impl AuthService {
         // Count before comparing, so parallel guesses cannot overtake the limit.
         let attempts = self.ephemeral.increment(&attempts_key(&email), self.policy.ttl).await?;
         if attempts > self.policy.max_attempts {
-            count_otp(otp_outcome::LOCKED);
+            self.telemetry.otp(OtpOutcome::Locked);
             self.ephemeral.delete(&otp_key(&email)).await?;
             return Err(ServiceError::TooManyRequests("Too many wrong attempts. Please request a new OTP".into()));
         }
@@ -134,7 +136,7 @@ impl AuthService {
         };
         let matches: bool = self.hash_otp(&email, otp).as_bytes().ct_eq(stored.as_bytes()).into();
         if !matches {
-            count_otp(otp_outcome::FAILED);
+            self.telemetry.otp(OtpOutcome::Failed);
             if attempts == self.policy.max_attempts {
                 self.ephemeral.delete(&otp_key(&email)).await?;
             }
@@ -147,7 +149,7 @@ impl AuthService {
         self.ephemeral.delete(&attempts_key(&email)).await?;
         let user = self.store.find_or_create_user(&email, &default_name_for(&email)).await?;
         let token = self.issue_token(&user);
-        count_otp(otp_outcome::VERIFIED);
+        self.telemetry.otp(OtpOutcome::Verified);
         Ok((user, token))
     }
 

@@ -25,6 +25,7 @@ pub struct ChatService {
     store: Arc<dyn Store>,
     notifier: Arc<dyn Notifier>,
     media: Arc<MediaService>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// What to post: a chat id and text, as the client sent them.
@@ -34,8 +35,13 @@ pub struct Draft<'a> {
 }
 
 impl ChatService {
-    pub fn new(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>, media: Arc<MediaService>) -> Self {
-        Self { store, notifier, media }
+    pub fn new(
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        media: Arc<MediaService>,
+        telemetry: Arc<crate::telemetry::Telemetry>,
+    ) -> Self {
+        Self { store, notifier, media, telemetry }
     }
 
     /// `POST /chat/new`: the chat with `other`, created if needed. `true` when created.
@@ -128,7 +134,7 @@ impl ChatService {
         };
         let latest = LatestMessage { text: latest_text_for(&message), sender: me.id };
         self.store.add_message(&message, &latest).await?;
-        crate::metrics::count_message_stored(message.kind.as_str());
+        self.telemetry.message_stored(message.kind.as_str());
         self.notifier.message_created(&message, chat.users).await;
         if seen {
             self.notifier.messages_seen(&me.id, &chat.id, &receiver, &[message.id]).await;
