@@ -125,3 +125,62 @@ async fn realtime_recovers_from_a_refused_redis() {
 async fn realtime_recovers_from_a_blackholed_redis() {
     outage("blackholed").await;
 }
+
+/// The mail queue on RabbitMQ through the fault proxy: while the broker is unreachable a
+/// login answers 503 within the deadline (its code is not left behind unsent), and once
+/// it is back logins are mailed again without a restart, by the same worker.
+async fn broker_outage(kind: &str) {
+    let proxy = FaultProxy::start("127.0.0.1:5672").await;
+    let smtp = common::smtp::SmtpSink::start();
+    let queue = format!("send-otp-fault-{}", confab::domain::ObjectId::new());
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.host_port());
+    let app = TestApp::spawn_with(|c| {
+        c.amqp_url = Some(url);
+        c.amqp_queue = queue;
+        c.smtp_url = Some(smtp.url());
+        c.backend_timeout_ms = 1000;
+        c.login_ip_limit = 1000;
+    })
+    .await;
+    let before = unique_email("broker-before");
+    assert_eq!(app.post("/api/v1/login", json!({ "email": before }), None).await.0, 200);
+    smtp.wait_for_otp(&before).await;
+
+    match kind {
+        "refused" => proxy.refuse(),
+        _ => proxy.blackhole(),
+    }
+    let started = Instant::now();
+    let (status, body) = app.post("/api/v1/login", json!({ "email": unique_email("broker-during") }), None).await;
+    assert_eq!(status, 503, "{kind}: {body}");
+    assert!(started.elapsed() < Duration::from_millis(2500), "{kind}: login took {:?}", started.elapsed());
+    let (status, ready) = app.get("/readyz", None).await;
+    assert_eq!(status, 503, "{ready}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    proxy.restore();
+    let back = Instant::now();
+    let after = unique_email("broker-after");
+    loop {
+        let (status, body) = app.post("/api/v1/login", json!({ "email": after }), None).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(back.elapsed() < Duration::from_secs(10), "{kind}: logins still refused 10 s after recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let accepted = back.elapsed();
+    smtp.wait_for_otp(&after).await;
+    println!("{kind}: logins accepted {accepted:?} and mailed {:?} after RabbitMQ came back", back.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_recovers_from_a_refused_rabbitmq() {
+    broker_outage("refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_recovers_from_a_blackholed_rabbitmq() {
+    broker_outage("blackholed").await;
+}

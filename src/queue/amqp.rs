@@ -242,8 +242,10 @@ impl MailQueue for AmqpQueue {
         Ok(moved)
     }
 
+    /// A round trip to the broker (a passive declare): a connection that still looks
+    /// open is not proof the broker answers, as after a network partition.
     async fn ping(&self) -> BackendResult<()> {
-        self.inner.channel().await.map(|_| ())
+        self.inner.count(&self.inner.queue).await.map(|_| ())
     }
 }
 
