@@ -184,3 +184,32 @@ async fn mail_recovers_from_a_refused_rabbitmq() {
 async fn mail_recovers_from_a_blackholed_rabbitmq() {
     broker_outage("blackholed").await;
 }
+
+/// An SMTP server down for 45 s, longer than the first retries reach (2, 4, 8, 16 s):
+/// a code's mail keeps being retried while the code is valid, so every mail arrives once
+/// the server is back (before, all of them were dead-lettered at about 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_mails_outlast_a_45_second_smtp_outage() {
+    let port = common::free_port();
+    let app = TestApp::spawn_with(|c| {
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        c.login_ip_limit = 1000;
+    })
+    .await;
+    let emails: Vec<String> = (0..10).map(|i| unique_email(&format!("outage{i}"))).collect();
+    for email in &emails {
+        assert_eq!(app.post("/api/v1/login", json!({ "email": email }), None).await.0, 200);
+    }
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let smtp = common::smtp::SmtpSink::start_on(port);
+    let back = Instant::now();
+    for email in &emails {
+        let code = smtp.wait_for_otp_within(email, Duration::from_secs(40)).await;
+        let (status, body) = app.post("/api/v1/verify", json!({ "email": email, "otp": code }), None).await;
+        assert_eq!(status, 200, "the mailed code still works: {body}");
+    }
+    for email in &emails {
+        assert_eq!(smtp.mails_to(email).len(), 1, "{email}: exactly one mail");
+    }
+    println!("all 10 mails delivered {:?} after SMTP came back", back.elapsed());
+}

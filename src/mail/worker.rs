@@ -21,8 +21,9 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        // Retries every 30 s at most, so a mail goes out soon after an outage ends.
-        Self { max_attempts: 5, first_delay: Duration::from_secs(2), max_delay: Duration::from_secs(30) }
+        // Retries every 15 s at most, so a waiting user gets the code soon after an
+        // outage ends.
+        Self { max_attempts: 5, first_delay: Duration::from_secs(2), max_delay: Duration::from_secs(15) }
     }
 }
 

@@ -99,12 +99,16 @@ impl SmtpSink {
 
     /// Waits for the first mail to `to` and returns the 6-digit code in it.
     pub async fn wait_for_otp(&self, to: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_otp_within(to, Duration::from_secs(10)).await
+    }
+
+    pub async fn wait_for_otp_within(&self, to: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(otp) = self.mails_to(to).iter().rev().find_map(|m| otp_in(m)) {
                 return otp;
             }
-            assert!(Instant::now() < deadline, "no OTP mail to {to} within 10 s");
+            assert!(Instant::now() < deadline, "no OTP mail to {to} within {limit:?}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
