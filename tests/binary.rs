@@ -209,7 +209,7 @@ fn the_packaged_example_config_is_valid() {
 fn log_in(app: &mut Running, port: u16, email: &str) -> (String, String) {
     let (status, _) = post(port, "/api/v1/login", &format!(r#"{{"email":"{email}"}}"#));
     assert_eq!(status, 200);
-    let mail = app.wait_for(&format!("Your OTP is ")); // the newest mail is this user's
+    let mail = app.wait_for("Your OTP is "); // the newest mail is this user's
     let otp: String = mail.split("Your OTP is ").nth(1).unwrap().chars().take(6).collect();
     app.seen.retain(|l| !l.contains("Your OTP is "));
     let (status, body) = post(port, "/api/v1/verify", &format!(r#"{{"email":"{email}","otp":"{otp}"}}"#));
