@@ -4,6 +4,7 @@
 #   bash bench/run.sh roundtrip [--messages 1000]  POST → newMessage latency percentiles
 #   bash bench/run.sh uploads   [--count 100 --concurrency 20]  1 MB JPEG image messages/s, peak RSS
 #   bash bench/run.sh startup                       start-to-ready time, idle RSS, binary size
+#   bash bench/run.sh soak      [--sockets 1000 --rate 500 --minutes 30]  sustained load: deliveries, RSS
 #   bash bench/run.sh chatlist  [--users 10000 --chats 1000]  GET /chat/all on MongoDB
 #                               (CONFAB_BENCH_MONGO, default mongodb://127.0.0.1:27017)
 set -euo pipefail

@@ -458,16 +458,119 @@ async fn chatlist(users: usize, chats: usize, runs: usize) {
     }
 }
 
+/// Sustained load: `sockets` users (one socket each, paired into chats) while messages
+/// are posted at `rate` per second for `minutes`. Every message must reach both members'
+/// sockets; RSS, deliveries and errors are printed every `sample` seconds.
+async fn soak(sockets: usize, rate: usize, minutes: usize) {
+    let sockets = sockets.max(2) & !1;
+    println!("soak: {sockets} sockets in {} chats, {rate} msg/s for {minutes} min", sockets / 2);
+    let (dir, seeded) = seed(sockets).await;
+    let server = Server::start(dir);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let http = reqwest::Client::new();
+    let mut chats = Vec::new();
+    for pair in seeded.chunks(2) {
+        chats.push((open_chat(&http, &base, &pair[0].1, &pair[1].0).await, pair[0].1.clone()));
+    }
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let connected = Arc::new(AtomicUsize::new(0));
+    for (_, token) in &seeded {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(socket_client(server.port, token.clone(), tx, None));
+        let (delivered, connected) = (delivered.clone(), connected.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Connected => _ = connected.fetch_add(1, Ordering::Relaxed),
+                    Event::Frame(f) if f.starts_with("42[\"newMessage\"") => {
+                        _ = delivered.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    while connected.load(Ordering::Relaxed) < sockets {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss_start = server.proc_field("VmRSS:");
+    println!("  all {sockets} connected; RSS {rss_start}");
+    let (posted, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let in_flight = Arc::new(Semaphore::new(256));
+    let started = Instant::now();
+    let total = Duration::from_secs(minutes as u64 * 60);
+    let sample = Duration::from_secs(if minutes > 5 { 60 } else { 10 });
+    let mut next_sample = started + sample;
+    let mut sent = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while started.elapsed() < total {
+        tick.tick().await;
+        // Catch up to where the rate says we should be.
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as usize;
+        while sent < due {
+            let (chat, token) = chats[sent % chats.len()].clone();
+            let permit = in_flight.clone().acquire_owned().await.unwrap();
+            let (http, base, posted, failed) = (http.clone(), base.clone(), posted.clone(), failed.clone());
+            tokio::spawn(async move {
+                let ok = http
+                    .post(format!("{base}/api/v1/message"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({ "chatId": chat, "text": "soak" }))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 201);
+                if ok {
+                    posted.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed)
+                };
+                drop(permit);
+            });
+            sent += 1;
+        }
+        if Instant::now() >= next_sample {
+            next_sample += sample;
+            let p = posted.load(Ordering::Relaxed);
+            println!(
+                "  {:>5.0} s: posted {p}, failed {}, delivered {}/{}, RSS {}, CPU {:.1} s",
+                started.elapsed().as_secs_f64(),
+                failed.load(Ordering::Relaxed),
+                delivered.load(Ordering::Relaxed),
+                2 * p,
+                server.proc_field("VmRSS:"),
+                server.cpu_secs()
+            );
+        }
+    }
+    // Let the last messages land.
+    let _ = in_flight.acquire_many(256).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (p, f, d) = (posted.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), delivered.load(Ordering::Relaxed));
+    println!(
+        "  done: {p} posted ({:.0}/s), {f} failed, {d} of {} deliveries ({} lost)",
+        p as f64 / total.as_secs_f64(),
+        2 * p,
+        (2 * p).saturating_sub(d)
+    );
+    println!(
+        "  RSS start {rss_start}, end {}, peak {}; server CPU {:.1} s",
+        server.proc_field("VmRSS:"),
+        server.proc_field("VmHWM:"),
+        server.cpu_secs()
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     match std::env::args().nth(1).as_deref() {
         Some("presence") => rt.block_on(presence(arg("--users", 10_000))),
         Some("roundtrip") => rt.block_on(roundtrip(arg("--messages", 1000))),
         Some("uploads") => rt.block_on(uploads(arg("--count", 100), arg("--concurrency", 20))),
+        Some("soak") => rt.block_on(soak(arg("--sockets", 1000), arg("--rate", 500), arg("--minutes", 30))),
         Some("chatlist") => rt.block_on(chatlist(arg("--users", 10_000), arg("--chats", 1000), arg("--runs", 3))),
         _ => eprintln!(
             "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] | uploads [--count N --concurrency C] \
-             | chatlist [--users N --chats N --runs N]"
+             | chatlist [--users N --chats N --runs N] | soak [--sockets N --rate R --minutes M]"
         ),
     }
 }
