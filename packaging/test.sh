@@ -3,7 +3,8 @@
 #   1. installs what the tests talk to when it is missing (an SMTP server for the tests
 #      to read mail back from, Redis, RabbitMQ, a MongoDB-compatible server, Node.js for
 #      the official Socket.IO client, Chromium for the browser tests, nginx and Caddy for
-#      the reverse-proxy tests) and starts the servers that are not answering;
+#      the reverse-proxy tests, schemathesis for the OpenAPI conformance test) and starts
+#      the servers that are not answering;
 #   2. checks formatting and lints;
 #   3. runs every test (cargo nextest when installed, else cargo test).
 # Needs a Rust toolchain (https://rustup.rs) and root or sudo for apt-get.
@@ -65,6 +66,15 @@ if [ -z "${CONFAB_TEST_MONGO_URI:-}" ] && ! port_open 27017; then
   nohup "$venv/bin/secantusd-py" --host 127.0.0.1 --port 27017 --storage-path :memory: \
     > "${TMPDIR:-/tmp}/confab-tests-secantus.log" 2>&1 &
   wait_port 27017 SecantusDB
+fi
+
+# schemathesis, pinned, for the OpenAPI conformance test (tests/schemathesis.rs).
+st_venv="${XDG_CACHE_HOME:-$HOME/.cache}/confab-tests/schemathesis"
+if [ "$("$st_venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
+  say "installing schemathesis 4.32.5 into $st_venv"
+  rm -rf "$st_venv"
+  /usr/bin/python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 
 say "test clients (npm ci)"

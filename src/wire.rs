@@ -1,7 +1,10 @@
 //! The JSON shapes clients see, exactly as the original serialises them (mongoose keys:
 //! `_id`, `__v`, camelCase, ISO-8601 dates). Shared by the REST API and Socket.IO.
 
-use poem_openapi::types::{Example, ToJSON};
+use std::borrow::Cow;
+
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{Example, ToJSON, Type};
 use poem_openapi::Object;
 use serde_json::Value;
 
@@ -129,7 +132,7 @@ pub struct MessageJson {
     pub message_type: String,
     pub seen: bool,
     #[oai(rename = "seenAt")]
-    pub seen_at: Option<String>,
+    pub seen_at: Nullable<String>,
     #[oai(rename = "createdAt")]
     pub created_at: String,
     #[oai(rename = "updatedAt")]
@@ -148,7 +151,7 @@ impl From<&Message> for MessageJson {
             image: m.image.as_ref().map(ImageJson::from),
             message_type: m.kind.as_str().into(),
             seen: m.seen,
-            seen_at: m.seen_at.map(iso8601),
+            seen_at: Nullable(m.seen_at.map(iso8601)),
             created_at: iso8601(m.created_at),
             updated_at: iso8601(m.updated_at),
             version: 0,
@@ -206,5 +209,76 @@ impl ChatJson {
             version: 0,
             unseen_count: unseen,
         }
+    }
+}
+
+/// A value that is always present in the response, `null` when absent (like the
+/// original's `seenAt`), and declared so.
+#[derive(Debug, Clone)]
+pub struct Nullable<T>(pub Option<T>);
+
+impl<T: Type> Type for Nullable<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("nullable_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        match T::schema_ref() {
+            MetaSchemaRef::Inline(mut schema) => {
+                schema.nullable = true;
+                MetaSchemaRef::Inline(schema)
+            }
+            reference => MetaSchemaRef::Inline(Box::new(MetaSchema {
+                nullable: true,
+                all_of: vec![reference],
+                ..MetaSchema::ANY
+            })),
+        }
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(T::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(value) => value.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+/// Only for the derive's sake (responses are not parsed back).
+impl<T: poem_openapi::types::ParseFromJSON> poem_openapi::types::ParseFromJSON for Nullable<T> {
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Self(None)),
+            value => {
+                T::parse_from_json(value).map(|v| Self(Some(v))).map_err(poem_openapi::types::ParseError::propagate)
+            }
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for Nullable<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.as_ref().and_then(T::to_json).unwrap_or(Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_values_are_null_not_absent() {
+        assert_eq!(Nullable::<String>(None).to_json(), Some(Value::Null));
+        assert_eq!(Nullable(Some("x".to_string())).to_json(), Some(Value::String("x".into())));
+        let MetaSchemaRef::Inline(schema) = Nullable::<String>::schema_ref() else { panic!("inline") };
+        assert!(schema.nullable && schema.ty == "string");
     }
 }

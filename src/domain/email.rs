@@ -7,19 +7,21 @@ use super::Invalid;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
-/// RFC 5321 caps a forward path at 254 characters.
+/// RFC 5321 caps a forward path at 254 characters (counted as sent, spaces included).
 const MAX_LEN: usize = 254;
 
 impl Email {
+    /// Exactly what the API documents (`EMAIL_PATTERN` in `http::fields`): surrounding
+    /// spaces allowed, at most 254 characters as sent.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let email = raw.trim().to_lowercase();
-        if email.is_empty() {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err(Invalid::new("Email is required"));
         }
-        if email.len() > MAX_LEN || !looks_like_address(&email) {
+        if raw.chars().count() > MAX_LEN || !looks_like_address(trimmed) {
             return Err(Invalid::new("Please enter a valid email address"));
         }
-        Ok(Self(email))
+        Ok(Self(trimmed.to_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -38,7 +40,7 @@ fn looks_like_address(email: &str) -> bool {
         c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\')
     };
     !local.is_empty()
-        && local.len() <= 64
+        && local.chars().count() <= 64
         && !domain.contains('@')
         && domain.contains('.')
         && !domain.starts_with('.')

@@ -6,11 +6,11 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
-use poem_openapi::types::Example;
 use poem_openapi::{ApiRequest, ApiResponse, Multipart, Object, OpenApi, Tags};
 
 use super::auth::BearerAuth;
 use super::error::ApiError;
+use super::fields::{CallerIdSpec, CaptionSpec, ChatIdSpec, Field, IdParam, OtherUserSpec, TextSpec};
 use crate::app::AppState;
 use crate::domain::ObjectId;
 use crate::ports::HistoryPage;
@@ -27,20 +27,13 @@ enum ApiTags {
 }
 
 #[derive(Debug, Object)]
-#[oai(example)]
 struct NewChatRequest {
     /// The user to chat with.
     #[oai(rename = "otherUserId")]
-    other_user_id: Option<String>,
+    other_user_id: Field<OtherUserSpec>,
     /// Sent by the original web client; ignored (the caller comes from the token).
     #[oai(rename = "userId")]
-    user_id: Option<String>,
-}
-
-impl Example for NewChatRequest {
-    fn example() -> Self {
-        Self { other_user_id: Some("66ab1c2d3e4f5a6b7c8d9e0f".into()), user_id: None }
-    }
+    user_id: Field<CallerIdSpec>,
 }
 
 #[derive(Debug, Object)]
@@ -81,26 +74,19 @@ enum ChatListResponse {
 }
 
 #[derive(Debug, Object)]
-#[oai(example)]
 struct SendMessageJson {
     #[oai(rename = "chatId")]
-    chat_id: Option<String>,
+    chat_id: Field<ChatIdSpec>,
     /// Up to 4000 characters.
-    text: Option<String>,
-}
-
-impl Example for SendMessageJson {
-    fn example() -> Self {
-        Self { chat_id: Some("66ab1c2d3e4f5a6b7c8d9e10".into()), text: Some("hello".into()) }
-    }
+    text: Field<TextSpec>,
 }
 
 #[derive(Debug, Multipart)]
 struct SendMessageForm {
     #[oai(rename = "chatId")]
-    chat_id: Option<String>,
+    chat_id: Field<ChatIdSpec>,
     /// Up to 4000 characters; a caption when an image is sent.
-    text: Option<String>,
+    text: Field<CaptionSpec>,
     /// JPEG, PNG, GIF or WebP.
     image: Option<Upload>,
 }
@@ -154,7 +140,8 @@ impl ChatsApi {
         auth: BearerAuth,
         body: Json<NewChatRequest>,
     ) -> ApiResult<NewChatResponse> {
-        let (chat, created) = state.chats.open(&auth.0, body.0.other_user_id.as_deref()).await?;
+        body.0.user_id.text()?;
+        let (chat, created) = state.chats.open(&auth.0, body.0.other_user_id.text()?).await?;
         let chat_id = chat.id.to_hex();
         Ok(if created {
             NewChatResponse::Created(Json(NewChatBody { message: "New Chat created".into(), chat_id }))
@@ -195,10 +182,10 @@ impl ChatsApi {
         let me = &auth.0;
         let message = match body {
             SendMessageBody::Json(Json(b)) => {
-                state.chats.post(me, Draft { chat_id: b.chat_id.as_deref(), text: b.text.as_deref() }).await?
+                state.chats.post(me, Draft { chat_id: b.chat_id.text()?, text: b.text.text()? }).await?
             }
             SendMessageBody::Multipart(form) => {
-                let draft = Draft { chat_id: form.chat_id.as_deref(), text: form.text.as_deref() };
+                let draft = Draft { chat_id: form.chat_id.text()?, text: form.text.text()? };
                 match form.image {
                     None => state.chats.post(me, draft).await?,
                     Some(upload) => {
@@ -225,13 +212,16 @@ impl ChatsApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
-        #[oai(name = "chatId")] chat_id: Path<String>,
-        before: Query<Option<String>>,
+        #[oai(name = "chatId")] chat_id: Path<IdParam>,
+        /// Only messages older than this one (a message id).
+        before: Query<Option<IdParam>>,
+        /// How many of the newest messages (1–200).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
     ) -> ApiResult<HistoryResponse> {
-        let before = before.0.as_deref().map(ObjectId::parse).transpose().map_err(ServiceError::from)?;
+        let before = before.0.as_ref().map(|b| ObjectId::parse(&b.0)).transpose().map_err(ServiceError::from)?;
         let limit = limit.0.or(before.map(|_| 50));
-        let (messages, peer) = state.chats.read(&auth.0, &chat_id.0, HistoryPage { before, limit }).await?;
+        let (messages, peer) = state.chats.read(&auth.0, &chat_id.0 .0, HistoryPage { before, limit }).await?;
         let messages = messages.iter().map(MessageJson::from).collect();
         Ok(HistoryResponse::Ok(Json(History { messages, user: (&peer).into() })))
     }

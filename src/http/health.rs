@@ -21,6 +21,7 @@ struct BackendStatus {
     backend: String,
     ok: bool,
     /// Why it is not ready; absent when ok.
+    #[oai(skip_serializing_if_is_none)]
     error: Option<String>,
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod chats;
 pub mod credentials;
 pub mod error;
+pub mod fields;
 pub mod health;
 pub mod limits;
 pub mod users;
@@ -73,6 +74,43 @@ async fn web_client_page(root: &std::path::Path, path: &str) -> Option<poem::Res
         }
     }
     None
+}
+
+/// The methods each documented path answers, for the `Allow` header of a 405 (RFC 9110
+/// requires it). Read from the spec itself, so it cannot drift from the routes.
+struct AllowedMethods(Vec<(Vec<String>, String)>);
+
+impl AllowedMethods {
+    fn from_spec() -> Self {
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the generated spec is JSON");
+        let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+        Self(
+            paths
+                .into_iter()
+                .map(|(path, operations)| {
+                    let segments = path.split('/').map(str::to_string).collect();
+                    let mut methods: Vec<String> = operations
+                        .as_object()
+                        .map(|o| o.keys().map(|m| m.to_uppercase()).collect())
+                        .unwrap_or_default();
+                    if methods.iter().any(|m| m == "GET") {
+                        methods.push("HEAD".into());
+                    }
+                    methods.push("OPTIONS".into());
+                    (segments, methods.join(", "))
+                })
+                .collect(),
+        )
+    }
+
+    fn for_path(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(template, methods)| {
+            let matches = template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()));
+            matches.then_some(methods.as_str())
+        })
+    }
 }
 
 /// A redirect of a page load that arrived on another port than `web_port` to the same
@@ -182,6 +220,7 @@ pub fn routes(
     let telemetry = state.telemetry.clone();
     let web_root = config.web_root.clone();
     let web_port = state.settings.web_port;
+    let allowed = Arc::new(AllowedMethods::from_spec());
     let routes = route
         .nest("/admin", admin::routes())
         .nest("/", api.with(body_limit))
@@ -203,6 +242,19 @@ pub fn routes(
             }
         })
         .catch_all_error(error::json_error)
+        .around(move |inner, req| {
+            let allowed = allowed.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                let mut resp = inner.call(req).await?.into_response();
+                if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                    if let Some(methods) = allowed.for_path(&path).and_then(|m| m.parse().ok()) {
+                        resp.headers_mut().insert(poem::http::header::ALLOW, methods);
+                    }
+                }
+                Ok(resp)
+            }
+        })
         .with(cors)
         // Again outside CORS: its own refusals (origin not allowed) must be JSON too.
         .catch_all_error(error::json_error)

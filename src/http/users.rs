@@ -6,11 +6,11 @@ use poem::web::Data;
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::auth::BearerAuth;
 use super::error::ApiError;
+use super::fields::{EmailSpec, Field, IdParam, NameSpec, OtpSpec};
 use crate::app::AppState;
 use crate::wire::UserJson;
 
@@ -23,43 +23,22 @@ enum ApiTags {
 }
 
 #[derive(Debug, Object)]
-#[oai(example)]
 struct LoginRequest {
     /// Where to send the code. Trimmed and lowercased.
-    email: Option<String>,
-}
-
-impl Example for LoginRequest {
-    fn example() -> Self {
-        Self { email: Some("alice@example.com".into()) }
-    }
+    email: Field<EmailSpec>,
 }
 
 #[derive(Debug, Object)]
-#[oai(example)]
 struct VerifyRequest {
-    email: Option<String>,
+    email: Field<EmailSpec>,
     /// The 6-digit code from the mail, as a string.
-    otp: Option<String>,
-}
-
-impl Example for VerifyRequest {
-    fn example() -> Self {
-        Self { email: Some("alice@example.com".into()), otp: Some("123456".into()) }
-    }
+    otp: Field<OtpSpec>,
 }
 
 #[derive(Debug, Object)]
-#[oai(example)]
 struct UpdateUserRequest {
     /// 1–64 characters after trimming.
-    name: Option<String>,
-}
-
-impl Example for UpdateUserRequest {
-    fn example() -> Self {
-        Self { name: Some("Alice".into()) }
-    }
+    name: Field<NameSpec>,
 }
 
 #[derive(Debug, Object)]
@@ -117,8 +96,8 @@ impl UsersApi {
         req: &Request,
         body: Json<LoginRequest>,
     ) -> ApiResult<LoginResponse> {
-        let email = body.0.email.unwrap_or_default();
-        state.auth.request_otp(&email, state.client_ip(req)).await?;
+        let email = body.0.email.text()?.unwrap_or_default();
+        state.auth.request_otp(email, state.client_ip(req)).await?;
         Ok(LoginResponse::Sent(Json(MessageBody { message: "OTP sent to your mail".into() })))
     }
 
@@ -129,8 +108,8 @@ impl UsersApi {
     #[oai(path = "/verify", method = "post", tag = "ApiTags::Auth")]
     async fn verify(&self, state: Data<&Arc<AppState>>, body: Json<VerifyRequest>) -> ApiResult<UserWithTokenResponse> {
         let VerifyRequest { email, otp } = body.0;
-        let (user, token) =
-            state.auth.verify_otp(email.as_deref().unwrap_or_default(), otp.as_deref().unwrap_or_default()).await?;
+        let (email, otp) = (email.text()?.unwrap_or_default(), otp.text()?.unwrap_or_default());
+        let (user, token) = state.auth.verify_otp(email, otp).await?;
         Ok(UserWithTokenResponse::Ok(Json(UserWithToken {
             message: "User Verified".into(),
             user: (&user).into(),
@@ -157,8 +136,13 @@ impl UsersApi {
     ///
     /// Unlike the original this needs a token, since it returns the email.
     #[oai(path = "/user/:id", method = "get", tag = "ApiTags::Users")]
-    async fn by_id(&self, state: Data<&Arc<AppState>>, _auth: BearerAuth, id: Path<String>) -> ApiResult<UserResponse> {
-        let user = state.users.by_id(&id.0).await?;
+    async fn by_id(
+        &self,
+        state: Data<&Arc<AppState>>,
+        _auth: BearerAuth,
+        id: Path<IdParam>,
+    ) -> ApiResult<UserResponse> {
+        let user = state.users.by_id(&id.0 .0).await?;
         Ok(UserResponse::Ok(Json((&user).into())))
     }
 
@@ -172,7 +156,7 @@ impl UsersApi {
         auth: BearerAuth,
         body: Json<UpdateUserRequest>,
     ) -> ApiResult<UserWithTokenResponse> {
-        let (user, token) = state.users.rename(&auth.0, body.0.name.as_deref()).await?;
+        let (user, token) = state.users.rename(&auth.0, body.0.name.text()?).await?;
         Ok(UserWithTokenResponse::Ok(Json(UserWithToken {
             message: "User Updated".into(),
             user: (&user).into(),
