@@ -52,6 +52,9 @@ pub struct Config {
     pub web_port: Option<u16>,
     /// Trust `?userId=` in the Socket.IO handshake like the original (insecure).
     pub legacy_socket_identity: bool,
+    /// Also send the online list as `getOnlineUsers` (the plural some of the original's
+    /// clones listen to); doubles the cost of every presence broadcast.
+    pub presence_plural_event: bool,
     /// `/login` requests allowed per client address per window.
     pub login_ip_limit: u64,
     pub login_ip_window_secs: u64,
@@ -113,6 +116,7 @@ impl Default for Config {
             web_root: None,
             web_port: None,
             legacy_socket_identity: false,
+            presence_plural_event: false,
             login_ip_limit: 60,
             login_ip_window_secs: 600,
             otp_max_attempts: 5,
@@ -155,6 +159,7 @@ const KEYS: &[&str] = &[
     "web_root",
     "web_port",
     "legacy_socket_identity",
+    "presence_plural_event",
     "login_ip_limit",
     "login_ip_window_secs",
     "otp_max_attempts",

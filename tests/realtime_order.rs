@@ -79,3 +79,20 @@ async fn typing_indicators_arrive_in_the_order_they_were_sent() {
         received.chunks(2).filter(|pair| pair != &["userTyping".to_string(), "userStoppedTyping".to_string()]).count();
     assert_eq!(swapped, 0, "pairs relayed out of order, of {PAIRS}");
 }
+
+/// A second tab of a user already online changes nothing in the list, yet gets it; the
+/// plural event comes only when configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_new_socket_gets_the_list_and_the_plural_only_when_configured() {
+    let app = TestApp::spawn_with(|c| c.presence_plural_event = true).await;
+    let (user, token) = app.user_with_token(&unique_email("tabs")).await;
+    let id = user.id.to_hex();
+    let has_me = |list: &serde_json::Value| list.as_array().is_some_and(|l| l.iter().any(|u| u == id.as_str()));
+    let mut first = RawSocket::connect(&app.base, &token).await;
+    assert!(first.wait_for("getOnlineUser", Duration::from_secs(3), has_me).await.is_some());
+    let mut second = RawSocket::connect(&app.base, &token).await;
+    assert!(second.wait_for("getOnlineUser", Duration::from_secs(3), has_me).await.is_some(), "second tab");
+    assert!(second.wait_for("getOnlineUsers", Duration::from_secs(3), has_me).await.is_some(), "plural");
+    // The list did not change, so the first tab is not sent it again.
+    assert!(first.wait_for("getOnlineUser", Duration::from_millis(700), |_| true).await.is_none());
+}

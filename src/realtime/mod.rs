@@ -296,13 +296,15 @@ fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, state: Arc<AppState>,
         }
     };
     io.ns("/", on_connect.with(authenticate)).spawn();
-    tokio::spawn(broadcast_presence(io.clone(), presence));
+    let plural_too = state.settings.config.presence_plural_event;
+    tokio::spawn(broadcast_presence(io.clone(), presence, plural_too));
 }
 
 async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, presence: Arc<Presence>) {
     let Some(user) = user_of(&socket) else { return };
     socket.join([user_room(&user), at_room(&user, &state.settings.instance)]);
     presence.connected(user);
+    presence.needs_list(socket.id);
     state.telemetry.socket_opened();
 
     // Each handler first waits for its `Turn`, so the socket's events take effect in the
@@ -393,20 +395,37 @@ pub const PRESENCE_BUDGET_BYTES_PER_SEC: f64 = 200e6;
 
 /// Sends the online list to everyone once changes settle, within the byte budget. The
 /// list is serialised once per broadcast, not per recipient.
-async fn broadcast_presence<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>) {
+async fn broadcast_presence<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>, plural_too: bool) {
     let mut next_allowed = tokio::time::Instant::now();
+    let mut last_sent: Option<Vec<String>> = None;
     loop {
         presence.settled_change(PRESENCE_QUIET).await;
         tokio::time::sleep_until(next_allowed).await;
-        let list = online_users(&io, &presence).await;
-        let recipients = io.sockets().len();
-        // The original's event name, and the plural some of its clones listen to.
-        for event in ["getOnlineUser", "getOnlineUsers"] {
-            if let Err(e) = io.emit(event, &list).await {
-                tracing::debug!(error = %e, "presence broadcast incomplete");
+        let mut list = online_users(&io, &presence).await;
+        list.sort_unstable();
+        let newcomers = presence.take_newcomers();
+        // The original's event name, and (when configured) the plural some clones use.
+        let events: &[&str] = if plural_too { &["getOnlineUser", "getOnlineUsers"] } else { &["getOnlineUser"] };
+        // Everyone when the list changed; otherwise only the sockets that have not had it.
+        let recipients = if last_sent.as_ref() != Some(&list) {
+            for event in events {
+                if let Err(e) = io.emit(*event, &list).await {
+                    tracing::debug!(error = %e, "presence broadcast incomplete");
+                }
             }
-        }
-        let bytes = 2.0 * recipients as f64 * (list.len() as f64 * 27.0 + 24.0);
+            io.sockets().len()
+        } else if !newcomers.is_empty() {
+            for socket in newcomers.iter().filter_map(|sid| io.get_socket(*sid)) {
+                for event in events {
+                    let _ = socket.emit(*event, &list);
+                }
+            }
+            newcomers.len()
+        } else {
+            continue;
+        };
+        let bytes = events.len() as f64 * recipients as f64 * (list.len() as f64 * 27.0 + 24.0);
         next_allowed = tokio::time::Instant::now() + Duration::from_secs_f64(bytes / PRESENCE_BUDGET_BYTES_PER_SEC);
+        last_sent = Some(list);
     }
 }

@@ -13,11 +13,16 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use socketioxide::socket::Sid;
+
 use crate::domain::{now_ms, ObjectId};
 
 #[derive(Default)]
 pub struct Presence {
     online: Mutex<HashMap<ObjectId, Online>>,
+    /// Sockets that connected since the last broadcast and still need the list (a
+    /// second tab of a user already online changes nothing, but needs it too).
+    newcomers: Mutex<Vec<Sid>>,
     changed: Notify,
 }
 
@@ -61,6 +66,17 @@ impl Presence {
             self.changed.notify_one();
         }
         went_offline
+    }
+
+    /// `socket` has connected and must be sent the list, changed or not.
+    pub fn needs_list(&self, socket: Sid) {
+        self.newcomers.lock().unwrap().push(socket);
+        self.changed.notify_one();
+    }
+
+    /// The sockets waiting for the list, emptied.
+    pub fn take_newcomers(&self) -> Vec<Sid> {
+        std::mem::take(&mut *self.newcomers.lock().unwrap())
     }
 
     pub fn online_ids(&self) -> Vec<String> {
