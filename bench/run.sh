@@ -9,6 +9,8 @@
 #                               (CONFAB_BENCH_MONGO, default mongodb://127.0.0.1:27017)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Thousands of sockets: both the server and the load generator need the descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --release --quiet --bin confab --example bench
 case "${1:-}" in
   startup)

@@ -171,21 +171,37 @@ async fn socket_client(
     }
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn kib(field: &str) -> u64 {
+    field.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 async fn presence(users: usize) {
-    println!("presence: {users} users connecting over WebSocket (max 256 handshakes in flight)");
+    println!(
+        "presence: {users} users connecting over WebSocket (max 256 handshakes in flight); load average {}",
+        load_average()
+    );
     let (dir, seeded) = seed(users).await;
     let server = Server::start(dir);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = kib(&server.proc_field("VmRSS:"));
     let cpu_before = server.cpu_secs();
     let expected: HashSet<String> = seeded.iter().map(|(u, _)| u.id.to_hex()).collect();
     let connected = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(Mutex::new(Vec::<String>::new()));
     let last_lists: Arc<Vec<Mutex<String>>> = Arc::new((0..users).map(|_| Mutex::new(String::new())).collect());
     let gate = Arc::new(Semaphore::new(256));
+    let mut clients = Vec::with_capacity(users);
     let start = Instant::now();
     for (i, (_, token)) in seeded.into_iter().enumerate() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let permit = gate.clone().acquire_owned().await.unwrap();
-        tokio::spawn(socket_client(server.port, token, tx, None));
+        clients.push(tokio::spawn(socket_client(server.port, token, tx, None)));
         let (connected, refused, last_lists) = (connected.clone(), refused.clone(), last_lists.clone());
         tokio::spawn(async move {
             let mut permit = Some(permit);
@@ -231,17 +247,46 @@ async fn presence(users: usize) {
             .unwrap_or_default();
         exact += (ids == expected) as usize;
     }
+    // Idle for 10 s after convergence, then measure.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss_idle = kib(&server.proc_field("VmRSS:"));
+    let peak = kib(&server.proc_field("VmHWM:"));
     println!("  connected:              {ok}/{users} in {:.2} s ({failures} failures)", all_connected.as_secs_f64());
     println!(
         "  every client's last getOnlineUser == true online set: {exact}/{users} (after {:.2} s)",
         converged.as_secs_f64()
     );
     println!("  server CPU for the ramp: {cpu:.2} s");
-    println!("  server RSS with {ok} idle connections: {}", server.proc_field("VmRSS:"));
+    println!(
+        "  RSS: {} MB before, {} MB with {ok} idle connections 10 s after convergence, peak {} MB: {:.1} KB per connection",
+        rss_before / 1024,
+        rss_idle / 1024,
+        peak / 1024,
+        (rss_idle.saturating_sub(rss_before)) as f64 / ok.max(1) as f64
+    );
     let first_failure = refused.lock().unwrap().first().cloned();
     if let Some(first) = first_failure {
         println!("  first failure: {first}");
     }
+    for client in clients {
+        client.abort();
+    }
+    let left = Instant::now();
+    let mut rss_after = rss_idle;
+    while left.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        rss_after = kib(&server.proc_field("VmRSS:"));
+        if rss_after <= rss_before + 20 * 1024 {
+            break;
+        }
+    }
+    println!(
+        "  after every client left: RSS {} MB ({} MB above the start) after {:.0} s; load average {}",
+        rss_after / 1024,
+        rss_after.saturating_sub(rss_before) / 1024,
+        left.elapsed().as_secs_f64(),
+        load_average()
+    );
 }
 
 /// Runs the round trip with metrics on (the default) and off, to show what they cost:
