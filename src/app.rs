@@ -172,22 +172,11 @@ async fn release_memory_after_disconnects(telemetry: Arc<Telemetry>) {
         let now = telemetry.connections();
         peak = peak.max(now);
         if peak - now >= 500 && now <= peak / 2 {
-            trim_heap();
+            crate::memory::trim_heap();
             peak = now;
         }
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_heap() {
-    // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointers from us.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
 
 pub struct Application {
     acceptor: BoxAcceptor,

@@ -10,6 +10,7 @@ pub mod ephemeral;
 pub mod http;
 pub mod mail;
 pub mod media;
+pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod queue;

@@ -425,6 +425,15 @@ async fn broadcast_presence<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>
             continue;
         };
         let bytes = events.len() as f64 * recipients as f64 * (list.len() as f64 * 27.0 + 24.0);
+        if bytes > 64e6 {
+            // Each recipient's copy of a large list is allocated, written and freed over
+            // the next moments: then hand the pages back rather than keep them
+            // fragmented in the allocator.
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = tokio::task::spawn_blocking(crate::memory::trim_heap).await;
+            });
+        }
         next_allowed = tokio::time::Instant::now() + Duration::from_secs_f64(bytes / PRESENCE_BUDGET_BYTES_PER_SEC);
         last_sent = Some(list);
     }
