@@ -105,6 +105,11 @@ async fn upload(
     common::read(resp).await
 }
 
+/// The bytes served for a stored image URL (root-relative, so on this app's origin).
+async fn media(app: &TestApp, url: &str) -> bytes::Bytes {
+    app.client.get(app.url(url)).send().await.unwrap().bytes().await.unwrap()
+}
+
 fn media_files(s: &Setup) -> Vec<std::path::PathBuf> {
     let dir = s.app.data_dir.path().join("media/chat-images");
     std::fs::read_dir(dir).map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect()).unwrap_or_default()
@@ -141,16 +146,7 @@ async fn every_allowed_format_is_accepted_with_a_thumbnail() {
         )
         .unwrap();
         assert_eq!(served.as_ref(), on_disk.as_slice(), "served byte-exact");
-        let thumb = s
-            .app
-            .client
-            .get(s.app.url(image["thumbUrl"].as_str().unwrap()))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let thumb = media(&s.app, image["thumbUrl"].as_str().unwrap()).await;
         let thumb = image::load_from_memory(&thumb).unwrap();
         assert!(thumb.width() <= 320 && thumb.height() <= 320);
     }
@@ -213,16 +209,7 @@ async fn exif_and_gps_are_stripped_and_orientation_applied() {
     let (status, body) = upload(&s, &s.alice, original, "gps.jpg", "image/jpeg", Some("from my trip")).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["message"]["text"], "from my trip");
-    let stored = s
-        .app
-        .client
-        .get(s.app.url(body["message"]["image"]["url"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let stored = media(&s.app, body["message"]["image"]["url"].as_str().unwrap()).await;
     assert!(!stored.windows(4).any(|w| w == b"Exif"), "EXIF block removed");
     let decoded = image::load_from_memory(&stored).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (20, 40), "orientation 6 applied: 40×20 became 20×40");

@@ -44,10 +44,19 @@ async fn bad_upgrades_get_400_not_101() {
 
 async fn namespace_answer(base: &str, query: &str) -> String {
     let url = format!("{}/socket.io/?EIO=4&transport=websocket{query}", base.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let _open = ws.next().await;
+    connect_answer(url, "").await
+}
+
+/// Opens the WebSocket `request`, sends CONNECT with `auth` (JSON or empty) and returns
+/// the namespace's answer (`40…` accepted, `44…` refused).
+async fn connect_answer(
+    request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+    auth: &str,
+) -> String {
     use futures_util::SinkExt;
-    ws.send(Message::text("40")).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let _open = ws.next().await;
+    ws.send(Message::text(format!("40{auth}"))).await.unwrap();
     loop {
         match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap() {
             Some(Ok(Message::Text(t))) if t.starts_with("4") => return t.to_string(),
@@ -74,7 +83,6 @@ async fn the_originals_unverified_user_id_works_only_when_enabled() {
 /// Opens a WebSocket with the `token` cookie and `origin`, sends CONNECT with `auth`, and
 /// returns the namespace's answer.
 async fn cookie_handshake(app: &TestApp, token: &str, origin: Option<&str>, auth: &str) -> String {
-    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
@@ -82,16 +90,7 @@ async fn cookie_handshake(app: &TestApp, token: &str, origin: Option<&str>, auth
     if let Some(origin) = origin {
         req.headers_mut().insert("origin", origin.parse().unwrap());
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let _open = ws.next().await;
-    ws.send(Message::text(format!("40{auth}"))).await.unwrap();
-    loop {
-        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await.unwrap() {
-            Some(Ok(Message::Text(t))) if t.starts_with("4") => return t.to_string(),
-            Some(Ok(_)) => continue,
-            other => panic!("{other:?}"),
-        }
-    }
+    connect_answer(req, auth).await
 }
 
 /// Cross-site WebSocket hijacking: a page elsewhere can make the browser attach the

@@ -10,7 +10,7 @@
 
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 import { io } from "socket.io-client";
 
 const env = (name) => {
@@ -56,18 +56,7 @@ async function codeMailedTo(to) {
   throw new Error(`no code mailed to ${to}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  // No sandbox (CI runs as root); nothing that reaches for the network on its own.
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 let socket;
 let smtpStopped = false;
 try {

@@ -11,7 +11,7 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const env = (name) => {
   const value = process.env[name];
@@ -33,17 +33,7 @@ const expectOrigin = env("EXPECT_ORIGIN");
 const artifacts = process.env.ARTIFACTS;
 if (artifacts) mkdirSync(artifacts, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 // Opens the page in a fresh context, stores the token as the login page does, and
 // reloads so the app starts logged in (as after the verify page).
