@@ -290,3 +290,34 @@ fn acknowledged_messages_survive_kill_9() {
     assert!(lost.is_empty(), "{} of {} acknowledged messages lost: {lost:?}", lost.len(), acknowledged.len());
     println!("{} acknowledged messages over 3 kill -9 rounds, 0 lost, 0 duplicated", acknowledged.len());
 }
+
+/// The README's command for the original web client, exactly as written
+/// (`CONFAB_ADDR=:5000,:5002 CONFAB_WEB_ROOT=…`), with the default `web_port`: the page on
+/// :5000 sends the browser to :5002, where the page and the socket share an origin.
+#[test]
+fn readme_two_port_command_serves_the_client_on_5002() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("out");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<!doctype html><title>client</title>").unwrap();
+    std::fs::write(site.join("chat.html"), "<!doctype html><title>chat</title>").unwrap();
+    let env = [("CONFAB_ADDR", ":5000,:5002"), ("CONFAB_WEB_ROOT", "out")];
+    let mut app = Running::start(dir.path(), &env);
+    app.wait_for("web client at http://localhost:5002/");
+    app.wait_for("confab ready");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let page = client.get("http://localhost:5000/chat").send().await.unwrap();
+        assert_eq!(page.status(), 302);
+        assert_eq!(page.headers()["location"], "http://localhost:5002/chat");
+        let page = client.get("http://localhost:5002/chat").send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("<title>chat</title>"));
+        for port in [5000, 5002] {
+            let me = client.get(format!("http://localhost:{port}/api/v1/me")).send().await.unwrap();
+            assert_eq!(me.status(), 401, "the API answers on :{port}");
+        }
+    });
+    assert!(app.terminate().success());
+}

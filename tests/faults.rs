@@ -213,3 +213,48 @@ async fn login_mails_outlast_a_45_second_smtp_outage() {
     }
     println!("all 10 mails delivered {:?} after SMTP came back", back.elapsed());
 }
+
+/// The MongoDB store through the fault proxy: requests that need it answer 503 within
+/// the deadline while it is refused or blackholed, and succeed again once it is back.
+async fn store_outage(kind: &str) {
+    let target =
+        common::backends::mongo_base().trim_start_matches("mongodb://").split(['/', '?']).next().unwrap().to_string();
+    let proxy = FaultProxy::start(&target).await;
+    let (_, database) = common::backends::mongo_uri_for_new_database();
+    let uri = format!("mongodb://{}/{database}?directConnection=true", proxy.host_port());
+    let app = TestApp::spawn_with(|c| {
+        c.mongo_uri = Some(uri);
+        c.backend_timeout_ms = 1000;
+    })
+    .await;
+    let (_, token) = app.user_with_token(&unique_email("store-fault")).await;
+    assert_eq!(app.get("/api/v1/chat/all", Some(&token)).await.0, 200);
+    match kind {
+        "refused" => proxy.refuse(),
+        _ => proxy.blackhole(),
+    }
+    let started = Instant::now();
+    let (status, body) = app.get("/api/v1/chat/all", Some(&token)).await;
+    assert_eq!(status, 503, "{kind}: {body}");
+    assert_eq!(body["message"], "Service temporarily unavailable, please retry");
+    assert!(started.elapsed() < Duration::from_millis(2500), "{kind}: answered after {:?}", started.elapsed());
+    let (status, ready) = app.get("/readyz", None).await;
+    assert_eq!(status, 503, "{ready}");
+    proxy.restore();
+    let back = Instant::now();
+    while app.get("/api/v1/chat/all", Some(&token)).await.0 != 200 {
+        assert!(back.elapsed() < Duration::from_secs(15), "{kind}: the store did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("{kind}: MongoDB store answering again {:?} after it came back", back.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_recover_from_a_refused_mongodb() {
+    store_outage("refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_recover_from_a_blackholed_mongodb() {
+    store_outage("blackholed").await;
+}
