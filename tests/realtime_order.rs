@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::sio::RawSocket;
@@ -95,4 +97,93 @@ async fn every_new_socket_gets_the_list_and_the_plural_only_when_configured() {
     assert!(second.wait_for("getOnlineUsers", Duration::from_secs(3), has_me).await.is_some(), "plural");
     // The list did not change, so the first tab is not sent it again.
     assert!(first.wait_for("getOnlineUser", Duration::from_millis(700), |_| true).await.is_none());
+}
+
+/// A loaded machine, as in a CI run with tests in parallel: more runnable threads than
+/// cores, so the server's threads are preempted at any point. Races that need a thread
+/// to stall for a network round trip then show up within a few hundred tries.
+struct BusyCores {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyCores {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..4)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.drain(..).for_each(|t| t.join().unwrap());
+    }
+}
+
+/// socket.io-client emits the moment it is told it is connected; the server says so
+/// before its connect handler has run, so that event must still find its handler. 1000
+/// sockets at once on a loaded machine, each asking to join a chat first thing: every
+/// one is answered (before the fix, 7 to 29 of them were not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_event_after_connecting_is_always_handled() {
+    let app = TestApp::spawn().await;
+    let (viewer, _, chats) = two_users_and_chats(&app).await;
+    let load = BusyCores::start();
+    let attempts = (0..1000).map(|_| {
+        let (base, viewer, chat) = (app.base.clone(), viewer.clone(), chats[0].clone());
+        tokio::spawn(async move {
+            let mut socket = RawSocket::connect(&base, &viewer).await;
+            socket.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(5)).await
+        })
+    });
+    let mut unanswered = 0;
+    let answers = futures_util::future::join_all(attempts).await;
+    drop(load);
+    for attempt in answers {
+        let ack = attempt.expect("client task");
+        unanswered += (ack.map(|a| a["ok"].clone()) != Some(json!(true))) as usize;
+    }
+    assert_eq!(unanswered, 0, "joinChat sent right after connecting went unanswered, of 1000");
+}
+
+/// Clients that give up during the handshake are never counted online: 400 users on a
+/// loaded machine, half closing right after asking to join, half right after being
+/// let in (the close can then be handled before the connect handler runs). A newcomer
+/// sees only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_close_while_connecting_are_not_left_online() {
+    let app = TestApp::spawn().await;
+    let mut tokens = Vec::new();
+    for i in 0..400 {
+        tokens.push(app.user_with_token(&unique_email(&format!("vanish{i}"))).await.1);
+    }
+    let load = BusyCores::start();
+    let attempts = tokens.into_iter().enumerate().map(|(i, token)| {
+        let base = app.base.clone();
+        tokio::spawn(async move {
+            if i % 2 == 0 {
+                RawSocket::connect_and_vanish(&base, &token).await
+            } else {
+                drop(RawSocket::connect(&base, &token).await)
+            }
+        })
+    });
+    futures_util::future::join_all(attempts).await;
+    drop(load);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (me, token) = app.user_with_token(&unique_email("vanish-observer")).await;
+    let mut observer = RawSocket::connect(&app.base, &token).await;
+    let list = observer.wait_for("getOnlineUser", Duration::from_secs(3), |_| true).await.expect("online list");
+    assert_eq!(list, json!([me.id.to_hex()]), "only the observer is online");
 }

@@ -1,17 +1,19 @@
 //! Socket.IO: identity, chat rooms, typing relays, presence broadcasts, and the
 //! [`Notifier`] the chat service uses to push messages and seen receipts.
 //!
-//! Rooms: every connection joins its user's room (`user:<userId>`), so events go to
-//! users, not to one remembered socket; `joinChat` adds the chat room (`<chatId>`) and a
-//! viewing room (`<chatId>:<userId>`) used for the seen-at-send rule. With `redis_url`
-//! set, socketioxide's Redis adapter carries emits and room queries to every instance,
-//! so the online list (the `user:` rooms of the whole cluster) and messages span them.
+//! The pieces: `identity` verifies the handshake, `events` runs each connection, `rooms`
+//! names the rooms they share, `presence` debounces the online list, `ordered` keeps a
+//! socket's events in order. With `redis_url` set, socketioxide's Redis adapter carries
+//! emits and room queries to every instance, so the online list (the `user:` rooms of
+//! the whole cluster) and messages span them.
 
 mod bridge;
+mod events;
 mod identity;
 mod ordered;
 pub mod presence;
 mod redis_driver;
+mod rooms;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +25,16 @@ use poem::endpoint::BoxEndpoint;
 use poem::{EndpointExt, Response};
 use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 pub use bridge::SocketIoEndpoint;
-use ordered::Turn;
 use presence::Presence;
 pub use redis_driver::ResilientRedisDriver as AdapterLink;
+use rooms::{user_room, viewing_room, AT_ROOM_PREFIX, USER_ROOM_PREFIX};
 
 use crate::app::AppState;
 use crate::domain::{Message, ObjectId};
@@ -46,20 +48,6 @@ pub struct SocketUser(pub ObjectId);
 
 /// How long presence changes must pause before the online list is broadcast.
 pub const PRESENCE_QUIET: Duration = Duration::from_millis(100);
-
-const USER_ROOM_PREFIX: &str = "user:";
-
-fn user_room(user: &ObjectId) -> String {
-    format!("{USER_ROOM_PREFIX}{user}")
-}
-
-/// Every connection also joins `at:<userId>@<instance>`, so a cluster-wide room query
-/// tells the admin console which instances each user is on.
-const AT_ROOM_PREFIX: &str = "at:";
-
-fn at_room(user: &ObjectId, instance: &str) -> String {
-    format!("{AT_ROOM_PREFIX}{user}@{instance}")
-}
 
 /// The Socket.IO server, whichever adapter it runs on.
 pub struct Realtime {
@@ -163,10 +151,6 @@ pub async fn build(options: Options<'_>) -> anyhow::Result<Realtime> {
     Ok(assemble(svc, io, format!("redis ({shown})"), Some(link), &options))
 }
 
-fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
-    format!("{chat}:{user}")
-}
-
 /// The pushes the REST handlers need, over Socket.IO. A push that cannot be sent (the
 /// cluster link is down) is counted and logged, never an error for the request that
 /// caused it: the message is stored either way.
@@ -265,115 +249,28 @@ impl<A: Adapter> Connections for SocketConnections<A> {
     }
 }
 
-/// A chat id from `joinChat`'s payload: a bare string as the original's client sends, or
-/// `{chatId}` as some clones do.
-fn chat_id_in(payload: &Value) -> Option<&str> {
-    payload.as_str().or_else(|| payload.get("chatId").and_then(Value::as_str))
-}
-
-fn user_of<A: Adapter>(socket: &SocketRef<A>) -> Option<ObjectId> {
-    socket.extensions.get::<SocketUser>().map(|u| u.0)
-}
-
-fn reply<A: Adapter>(ack: AckSender<A>, ok: bool, message: &str) {
-    // Only sent when the client asked for an acknowledgement.
-    let _ = ack.send(&json!({ "ok": ok, "message": message }));
-}
-
 fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, state: Arc<AppState>, presence: Arc<Presence>) {
     let on_connect = {
         let (state, presence) = (state.clone(), presence.clone());
         move |socket: SocketRef<A>| {
-            let (state, presence) = (state.clone(), presence.clone());
-            async move { on_connect(socket, state, presence).await }
+            events::admitted(&socket, &state, &presence);
+            std::future::ready(())
         }
     };
     let authenticate = {
-        let state = state.clone();
+        let (state, presence) = (state.clone(), presence.clone());
         move |socket: SocketRef<A>, Data(auth): Data<Value>| {
-            let state = state.clone();
-            async move { identity::authenticate(&socket, &auth, &state).await }
+            let (state, presence) = (state.clone(), presence.clone());
+            async move {
+                identity::authenticate(&socket, &auth, &state).await?;
+                events::attach(&socket, &state, &presence);
+                Ok::<_, identity::Refused>(())
+            }
         }
     };
     io.ns("/", on_connect.with(authenticate)).spawn();
     let plural_too = state.settings.config.presence_plural_event;
     tokio::spawn(broadcast_presence(io.clone(), presence, plural_too));
-}
-
-async fn on_connect<A: Adapter>(socket: SocketRef<A>, state: Arc<AppState>, presence: Arc<Presence>) {
-    let Some(user) = user_of(&socket) else { return };
-    socket.join([user_room(&user), at_room(&user, &state.settings.instance)]);
-    presence.connected(user);
-    presence.needs_list(socket.id);
-    state.telemetry.socket_opened();
-
-    // Each handler first waits for its `Turn`, so the socket's events take effect in the
-    // order it sent them.
-    socket.extensions.insert(Arc::new(ordered::InOrder::default()));
-    socket.on("joinChat", {
-        let state = state.clone();
-        move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>, ack: AckSender<A>| {
-            let state = state.clone();
-            async move {
-                let _done = turn.wait().await;
-                state.telemetry.socket_event("joinChat");
-                let Some(chat_id) = chat_id_in(&payload) else {
-                    return reply(ack, false, "chatId required");
-                };
-                match state.chats.member_chat(&user, chat_id).await {
-                    Ok(chat) => {
-                        socket.join([chat.id.to_hex(), viewing_room(&chat.id, &user)]);
-                        reply(ack, true, "joined");
-                    }
-                    Err(e) => {
-                        let e = e.logged("joinChat");
-                        tracing::debug!(user = %user, chat = chat_id, error = %e, "joinChat refused");
-                        reply(ack, false, &e.to_string());
-                    }
-                }
-            }
-        }
-    });
-    socket.on("leaveChat", {
-        let telemetry = state.telemetry.clone();
-        move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
-            let telemetry = telemetry.clone();
-            async move {
-                let _done = turn.wait().await;
-                telemetry.socket_event("leaveChat");
-                if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
-                    socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
-                }
-            }
-        }
-    });
-    for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
-        let telemetry = state.telemetry.clone();
-        socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
-            let telemetry = telemetry.clone();
-            async move {
-                let _done = turn.wait().await;
-                telemetry.socket_event(event);
-                let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
-                let room = chat.to_hex();
-                // Only members joined to the chat can relay; the user id is the verified one.
-                if !socket.rooms().iter().any(|r| *r == room) {
-                    return;
-                }
-                let payload = json!({ "chatId": room, "userId": user.to_hex() });
-                let _ = socket.to(room).emit(relayed, &payload).await;
-            }
-        });
-    }
-    socket.on_disconnect(move |socket: SocketRef<A>| {
-        let (presence, telemetry) = (presence.clone(), state.telemetry.clone());
-        async move {
-            if let Some(user) = user_of(&socket) {
-                presence.disconnected(user);
-                telemetry.socket_closed();
-            }
-        }
-    });
 }
 
 /// Everyone online on every instance: the users' rooms, which the adapter collects from

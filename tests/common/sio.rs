@@ -28,6 +28,15 @@ impl RawSocket {
         socket
     }
 
+    /// Asks to join with `auth: {token}` and drops the connection straight away, without
+    /// waiting for the answer: a client that gives up while the handshake is checked.
+    pub async fn connect_and_vanish(base: &str, token: &str) {
+        let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
+        let _open = ws.next().await;
+        ws.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await.unwrap();
+    }
+
     async fn next_frame(&mut self, timeout: Duration) -> Option<String> {
         loop {
             match tokio::time::timeout(timeout, self.ws.next()).await {

@@ -1,0 +1,146 @@
+//! One connection's life: what happens when it is accepted, the events it may send
+//! (`joinChat`, `leaveChat`, `typing`, `stopTyping`) and its close.
+//!
+//! socketioxide tells the client it is connected *before* it runs the connect handler,
+//! which it spawns on a task of its own. So the event handlers are attached earlier, by
+//! the handshake middleware once the identity is verified: an event the client sends
+//! the moment it is told it is in always finds its handler. And a client that leaves at
+//! once can close before the connect handler ran: [`Admission`] makes the two meet in
+//! one place, so a closed socket is never counted online nor left in a room.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+
+use super::ordered::{InOrder, Turn};
+use super::presence::Presence;
+use super::rooms::{at_room, user_room, viewing_room};
+use super::SocketUser;
+use crate::app::AppState;
+use crate::domain::ObjectId;
+
+/// Whether a connection was counted online, and whether it has closed.
+#[derive(Default)]
+struct Admission {
+    state: Mutex<AdmissionState>,
+}
+
+#[derive(Default)]
+struct AdmissionState {
+    counted: bool,
+    closed: bool,
+}
+
+fn user_of<A: Adapter>(socket: &SocketRef<A>) -> Option<ObjectId> {
+    socket.extensions.get::<SocketUser>().map(|u| u.0)
+}
+
+/// Called by the handshake middleware once the user is verified, before the client is
+/// told it is connected. Each handler first waits for its `Turn`, so the socket's events
+/// take effect in the order it sent them.
+pub fn attach<A: Adapter>(socket: &SocketRef<A>, state: &Arc<AppState>, presence: &Arc<Presence>) {
+    let Some(user) = user_of(socket) else { return };
+    socket.extensions.insert(Arc::new(InOrder::default()));
+    let admission = Arc::new(Admission::default());
+    socket.extensions.insert(admission.clone());
+
+    socket.on("joinChat", {
+        let state = state.clone();
+        move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>, ack: AckSender<A>| {
+            let state = state.clone();
+            async move {
+                let _done = turn.wait().await;
+                state.telemetry.socket_event("joinChat");
+                let Some(chat_id) = chat_id_in(&payload) else {
+                    return reply(ack, false, "chatId required");
+                };
+                match state.chats.member_chat(&user, chat_id).await {
+                    Ok(chat) => {
+                        socket.join([chat.id.to_hex(), viewing_room(&chat.id, &user)]);
+                        reply(ack, true, "joined");
+                    }
+                    Err(e) => {
+                        let e = e.logged("joinChat");
+                        tracing::debug!(user = %user, chat = chat_id, error = %e, "joinChat refused");
+                        reply(ack, false, &e.to_string());
+                    }
+                }
+            }
+        }
+    });
+    socket.on("leaveChat", {
+        let telemetry = state.telemetry.clone();
+        move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
+            let telemetry = telemetry.clone();
+            async move {
+                let _done = turn.wait().await;
+                telemetry.socket_event("leaveChat");
+                if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
+                    socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
+                }
+            }
+        }
+    });
+    for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
+        let telemetry = state.telemetry.clone();
+        socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
+            let telemetry = telemetry.clone();
+            async move {
+                let _done = turn.wait().await;
+                telemetry.socket_event(event);
+                let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
+                let room = chat.to_hex();
+                // Only members joined to the chat can relay; the user id is the verified one.
+                if !socket.rooms().iter().any(|r| *r == room) {
+                    return;
+                }
+                let payload = json!({ "chatId": room, "userId": user.to_hex() });
+                let _ = socket.to(room).emit(relayed, &payload).await;
+            }
+        });
+    }
+    socket.on_disconnect({
+        let (presence, telemetry) = (presence.clone(), state.telemetry.clone());
+        move || {
+            let mut admission = admission.state.lock().unwrap();
+            admission.closed = true;
+            if admission.counted {
+                presence.disconnected(user);
+                telemetry.socket_closed();
+            }
+            std::future::ready(())
+        }
+    });
+}
+
+/// The connect handler: the socket joins its user's rooms and counts as online, unless
+/// it closed in the meantime.
+pub fn admitted<A: Adapter>(socket: &SocketRef<A>, state: &AppState, presence: &Presence) {
+    let (Some(user), Some(admission)) = (user_of(socket), socket.extensions.get::<Arc<Admission>>()) else {
+        return;
+    };
+    let mut admission = admission.state.lock().unwrap();
+    if admission.closed {
+        return;
+    }
+    // Rooms joined after the close would never be left: the namespace cleans up a
+    // socket's rooms once, right after its disconnect handler.
+    socket.join([user_room(&user), at_room(&user, &state.settings.instance)]);
+    presence.connected(user);
+    presence.needs_list(socket.id);
+    state.telemetry.socket_opened();
+    admission.counted = true;
+}
+
+/// A chat id from `joinChat`'s payload: a bare string as the original's client sends, or
+/// `{chatId}` as some clones do.
+fn chat_id_in(payload: &Value) -> Option<&str> {
+    payload.as_str().or_else(|| payload.get("chatId").and_then(Value::as_str))
+}
+
+fn reply<A: Adapter>(ack: AckSender<A>, ok: bool, message: &str) {
+    // Only sent when the client asked for an acknowledgement.
+    let _ = ack.send(&json!({ "ok": ok, "message": message }));
+}
