@@ -2,6 +2,8 @@
 # Benchmarks that print figures (nothing here asserts a time):
 #   bash bench/run.sh presence  [--users 10000]    connect N users, check presence converges
 #   bash bench/run.sh roundtrip [--messages 1000]  POST → newMessage latency percentiles
+#   bash bench/run.sh rate      [--users 2000 --rates 1000,2000,3000,4000,5000 --seconds 10]
+#                               fixed-rate POSTs: latency percentiles, losses, CPU per rate
 #   bash bench/run.sh uploads   [--count 100 --concurrency 20]  1 MB JPEG image messages/s, peak RSS
 #   bash bench/run.sh startup                       start-to-ready time, idle RSS, binary size
 #   bash bench/run.sh soak      [--sockets 1000 --rate 500 --minutes 30]  sustained load: deliveries, RSS

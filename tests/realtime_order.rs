@@ -187,3 +187,32 @@ async fn sockets_that_close_while_connecting_are_not_left_online() {
     let list = observer.wait_for("getOnlineUser", Duration::from_secs(3), |_| true).await.expect("online list");
     assert_eq!(list, json!([me.id.to_hex()]), "only the observer is online");
 }
+
+/// A client that asks for changes (`auth.presence = "delta"`) gets the list once, then
+/// `userOnline` / `userOffline` with the ids that changed, never the whole list again;
+/// the original client beside it still gets the whole list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_clients_get_the_list_once_then_only_changes() {
+    let app = TestApp::spawn().await;
+    let (watcher, watcher_token) = app.user_with_token(&unique_email("delta-watcher")).await;
+    let (comer, comer_token) = app.user_with_token(&unique_email("delta-comer")).await;
+    let (w, c) = (watcher.id.to_hex(), comer.id.to_hex());
+    let mut delta = RawSocket::connect_with(&app.base, &json!({ "token": watcher_token, "presence": "delta" })).await;
+    let first = delta.wait_for("getOnlineUser", Duration::from_secs(3), |_| true).await;
+    assert_eq!(first, Some(json!([w])), "the whole list once, at the start");
+
+    let mut classic = RawSocket::connect(&app.base, &comer_token).await;
+    let mut whole = json!([w, c]);
+    whole.as_array_mut().unwrap().sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    assert_eq!(classic.wait_for("getOnlineUser", Duration::from_secs(3), |_| true).await, Some(whole));
+    let mut seen = Vec::new();
+    while let Some((event, payload)) = delta.next_event(Duration::from_millis(800)).await {
+        seen.push((event, payload));
+    }
+    assert_eq!(seen, vec![("userOnline".to_string(), json!([c]))], "only the change");
+
+    drop(classic);
+    let went = delta.wait_for("userOffline", Duration::from_secs(3), |_| true).await;
+    assert_eq!(went, Some(json!([c])));
+    assert!(delta.wait_for("getOnlineUser", Duration::from_millis(500), |_| true).await.is_none());
+}

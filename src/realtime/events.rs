@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 
+use super::online_list::WantsDeltas;
 use super::ordered::{InOrder, Turn};
 use super::presence::Presence;
-use super::rooms::{at_room, user_room, viewing_room};
+use super::rooms::{at_room, user_room, viewing_room, PRESENCE_DELTA_ROOM, PRESENCE_LIST_ROOM};
 use super::SocketUser;
 use crate::app::AppState;
 use crate::domain::ObjectId;
@@ -40,8 +41,11 @@ fn user_of<A: Adapter>(socket: &SocketRef<A>) -> Option<ObjectId> {
 /// Called by the handshake middleware once the user is verified, before the client is
 /// told it is connected. Each handler first waits for its `Turn`, so the socket's events
 /// take effect in the order it sent them.
-pub fn attach<A: Adapter>(socket: &SocketRef<A>, state: &Arc<AppState>, presence: &Arc<Presence>) {
+pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppState>, presence: &Arc<Presence>) {
     let Some(user) = user_of(socket) else { return };
+    if auth.get("presence").and_then(Value::as_str) == Some("delta") {
+        socket.extensions.insert(WantsDeltas);
+    }
     socket.extensions.insert(Arc::new(InOrder::default()));
     let admission = Arc::new(Admission::default());
     socket.extensions.insert(admission.clone());
@@ -127,7 +131,9 @@ pub fn admitted<A: Adapter>(socket: &SocketRef<A>, state: &AppState, presence: &
     }
     // Rooms joined after the close would never be left: the namespace cleans up a
     // socket's rooms once, right after its disconnect handler.
-    socket.join([user_room(&user), at_room(&user, &state.settings.instance)]);
+    let presence_room =
+        if socket.extensions.get::<WantsDeltas>().is_some() { PRESENCE_DELTA_ROOM } else { PRESENCE_LIST_ROOM };
+    socket.join([user_room(&user), at_room(&user, &state.settings.instance), presence_room.to_string()]);
     presence.connected(user);
     presence.needs_list(socket.id);
     state.telemetry.socket_opened();

@@ -10,6 +10,7 @@
 mod bridge;
 mod events;
 mod identity;
+mod online_list;
 mod ordered;
 pub mod presence;
 mod redis_driver;
@@ -34,7 +35,7 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 pub use bridge::SocketIoEndpoint;
 use presence::Presence;
 pub use redis_driver::ResilientRedisDriver as AdapterLink;
-use rooms::{user_room, viewing_room, AT_ROOM_PREFIX, USER_ROOM_PREFIX};
+use rooms::{user_room, viewing_room, AT_ROOM_PREFIX};
 
 use crate::app::AppState;
 use crate::domain::{Message, ObjectId};
@@ -45,9 +46,6 @@ use crate::wire::MessageJson;
 /// The verified user of a connection, kept in the socket's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketUser(pub ObjectId);
-
-/// How long presence changes must pause before the online list is broadcast.
-pub const PRESENCE_QUIET: Duration = Duration::from_millis(100);
 
 /// The Socket.IO server, whichever adapter it runs on.
 pub struct Realtime {
@@ -263,75 +261,12 @@ fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, state: Arc<AppState>,
             let (state, presence) = (state.clone(), presence.clone());
             async move {
                 identity::authenticate(&socket, &auth, &state).await?;
-                events::attach(&socket, &state, &presence);
+                events::attach(&socket, &auth, &state, &presence);
                 Ok::<_, identity::Refused>(())
             }
         }
     };
     io.ns("/", on_connect.with(authenticate)).spawn();
     let plural_too = state.settings.config.presence_plural_event;
-    tokio::spawn(broadcast_presence(io.clone(), presence, plural_too));
-}
-
-/// Everyone online on every instance: the users' rooms, which the adapter collects from
-/// the whole cluster. Falls back to this instance's view if that query fails.
-async fn online_users<A: Adapter>(io: &SocketIo<A>, presence: &Presence) -> Vec<String> {
-    match io.rooms().await {
-        Ok(rooms) => rooms.iter().filter_map(|room| room.strip_prefix(USER_ROOM_PREFIX).map(str::to_string)).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not collect the cluster's online users; sending this instance's");
-            presence.online_ids()
-        }
-    }
-}
-
-/// Bytes per second the online-list broadcasts may cost (recipients × list size). A
-/// small site never notices it; with thousands online it spaces broadcasts out so they
-/// cannot starve connects and messages.
-pub const PRESENCE_BUDGET_BYTES_PER_SEC: f64 = 200e6;
-
-/// Sends the online list to everyone once changes settle, within the byte budget. The
-/// list is serialised once per broadcast, not per recipient.
-async fn broadcast_presence<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>, plural_too: bool) {
-    let mut next_allowed = tokio::time::Instant::now();
-    let mut last_sent: Option<Vec<String>> = None;
-    loop {
-        presence.settled_change(PRESENCE_QUIET).await;
-        tokio::time::sleep_until(next_allowed).await;
-        let mut list = online_users(&io, &presence).await;
-        list.sort_unstable();
-        let newcomers = presence.take_newcomers();
-        // The original's event name, and (when configured) the plural some clones use.
-        let events: &[&str] = if plural_too { &["getOnlineUser", "getOnlineUsers"] } else { &["getOnlineUser"] };
-        // Everyone when the list changed; otherwise only the sockets that have not had it.
-        let recipients = if last_sent.as_ref() != Some(&list) {
-            for event in events {
-                if let Err(e) = io.emit(*event, &list).await {
-                    tracing::debug!(error = %e, "presence broadcast incomplete");
-                }
-            }
-            io.sockets().len()
-        } else if !newcomers.is_empty() {
-            for socket in newcomers.iter().filter_map(|sid| io.get_socket(*sid)) {
-                for event in events {
-                    let _ = socket.emit(*event, &list);
-                }
-            }
-            newcomers.len()
-        } else {
-            continue;
-        };
-        let bytes = events.len() as f64 * recipients as f64 * (list.len() as f64 * 27.0 + 24.0);
-        if bytes > 64e6 {
-            // Each recipient's copy of a large list is allocated, written and freed over
-            // the next moments: then hand the pages back rather than keep them
-            // fragmented in the allocator.
-            tokio::spawn(async {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                let _ = tokio::task::spawn_blocking(crate::memory::trim_heap).await;
-            });
-        }
-        next_allowed = tokio::time::Instant::now() + Duration::from_secs_f64(bytes / PRESENCE_BUDGET_BYTES_PER_SEC);
-        last_sent = Some(list);
-    }
+    tokio::spawn(online_list::broadcast(io.clone(), presence, plural_too));
 }

@@ -24,3 +24,9 @@ pub fn at_room(user: &ObjectId, instance: &str) -> String {
 pub fn viewing_room(chat: &ObjectId, user: &ObjectId) -> String {
     format!("{chat}:{user}")
 }
+
+/// Sockets sent the whole online list on every change (the original client's way).
+pub const PRESENCE_LIST_ROOM: &str = "presence:list";
+
+/// Sockets that asked to be sent only the changes.
+pub const PRESENCE_DELTA_ROOM: &str = "presence:delta";

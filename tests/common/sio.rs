@@ -17,12 +17,17 @@ pub struct RawSocket {
 impl RawSocket {
     /// Connects with `auth: {token}` and waits for the namespace's acceptance.
     pub async fn connect(base: &str, token: &str) -> Self {
+        Self::connect_with(base, &serde_json::json!({ "token": token })).await
+    }
+
+    /// Connects with the given handshake `auth` object.
+    pub async fn connect_with(base: &str, auth: &Value) -> Self {
         let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
         let mut socket = Self { ws, next_ack: 0 };
         let open = socket.next_frame(Duration::from_secs(5)).await.expect("open packet");
         assert!(open.starts_with('0'), "{open}");
-        socket.ws.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await.unwrap();
+        socket.ws.send(Message::text(format!("40{auth}"))).await.unwrap();
         let ack = socket.next_frame(Duration::from_secs(5)).await.expect("connect answer");
         assert!(ack.starts_with("40"), "namespace refused: {ack}");
         socket

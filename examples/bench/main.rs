@@ -24,6 +24,18 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "confab-bench-secret-0123456789abcdef";
 
+mod rate;
+
+/// A comma-separated list argument, e.g. `--rates 1000,2000`.
+fn list_arg(name: &str, default: &[usize]) -> Vec<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -610,11 +622,13 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("presence") => rt.block_on(presence(arg("--users", 10_000))),
         Some("roundtrip") => rt.block_on(roundtrip(arg("--messages", 1000))),
+        Some("rate") => rt.block_on(rate::rate()),
         Some("uploads") => rt.block_on(uploads(arg("--count", 100), arg("--concurrency", 20))),
         Some("soak") => rt.block_on(soak(arg("--sockets", 1000), arg("--rate", 500), arg("--minutes", 30))),
         Some("chatlist") => rt.block_on(chatlist(arg("--users", 10_000), arg("--chats", 1000), arg("--runs", 3))),
         _ => eprintln!(
-            "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] | uploads [--count N --concurrency C] \
+            "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] \
+             | rate [--users N --rates R1,R2 --seconds S] | uploads [--count N --concurrency C] \
              | chatlist [--users N --chats N --runs N] | soak [--sockets N --rate R --minutes M]"
         ),
     }

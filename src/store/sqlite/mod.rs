@@ -1,7 +1,14 @@
 //! The embedded store: one SQLite file in `data_dir`, WAL mode so readers never wait for
 //! the writer and several confab processes on one host can share the file.
+//!
+//! The hot path of a message POST spends no thread hand-off on reads: point reads by key
+//! run on the calling task when a pooled connection is free (they take microseconds),
+//! and messages are written by one thread that commits in batches ([`writer`]).
+
+mod writer;
 
 use std::path::Path;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -60,18 +67,21 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
+    writer: writer::Writer,
+}
+
+fn configure(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+    )
 }
 
 impl SqliteStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let manager = SqliteConnectionManager::file(path).with_init(|conn| {
-            conn.busy_timeout(Duration::from_secs(5))?;
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA foreign_keys = ON;",
-            )
-        });
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
         let pool = Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -79,7 +89,23 @@ impl SqliteStore {
             .build(manager)
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         migrate(&mut *pool.get()?).context("migrating SQLite schema")?;
-        Ok(Self { pool })
+        let mut conn = rusqlite::Connection::open(path)?;
+        configure(&mut conn)?;
+        let writer = writer::Writer::start(conn).context("starting the SQLite writer thread")?;
+        Ok(Self { pool, writer })
+    }
+
+    /// A read by key: on the calling task when a connection is free at once (no thread
+    /// wake-up, which cost more than the read itself), else on the blocking pool.
+    async fn read_by_key<T, F>(&self, work: F) -> BackendResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        match self.pool.try_get() {
+            Some(mut conn) => Ok(work(&mut conn)?),
+            None => self.with_conn(work).await,
+        }
     }
 
     /// Runs `work` on a pooled connection off the async runtime.
@@ -193,12 +219,18 @@ fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
     format!("{lo}:{hi}")
 }
 
+static SELECT_CHAT: LazyLock<String> = LazyLock::new(|| format!("SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = ?1"));
+static SELECT_USER: LazyLock<String> = LazyLock::new(|| format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"));
+static INSERT_MESSAGE: LazyLock<String> = LazyLock::new(|| {
+    format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+});
+
 fn select_chat(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Chat>> {
-    conn.query_row(&format!("SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = ?1"), [id], chat_from_row).optional()
+    conn.prepare_cached(&SELECT_CHAT)?.query_row([id], chat_from_row).optional()
 }
 
 fn select_user(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<User>> {
-    conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_from_row).optional()
+    conn.prepare_cached(&SELECT_USER)?.query_row([id], user_from_row).optional()
 }
 
 #[async_trait]
@@ -221,7 +253,7 @@ impl Store for SqliteStore {
 
     async fn user_by_id(&self, id: &ObjectId) -> BackendResult<Option<User>> {
         let id = id.to_hex();
-        self.with_conn(move |conn| select_user(conn, &id)).await
+        self.read_by_key(move |conn| select_user(conn, &id)).await
     }
 
     async fn list_users(&self) -> BackendResult<Vec<User>> {
@@ -274,7 +306,7 @@ impl Store for SqliteStore {
 
     async fn chat_by_id(&self, id: &ObjectId) -> BackendResult<Option<Chat>> {
         let id = id.to_hex();
-        self.with_conn(move |conn| select_chat(conn, &id)).await
+        self.read_by_key(move |conn| select_chat(conn, &id)).await
     }
 
     async fn chats_for_user(&self, user: &ObjectId) -> BackendResult<Vec<ChatSummary>> {
@@ -310,12 +342,12 @@ impl Store for SqliteStore {
 
     async fn add_message(&self, message: &Message, latest: &LatestMessage) -> BackendResult<()> {
         let (m, latest) = (message.clone(), latest.clone());
-        self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let image = m.image.as_ref();
-            tx.execute(
-                &format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-                params![
+        // Both statements in the same batch transaction: the preview never runs ahead of
+        // the message it shows.
+        self.writer
+            .write(move |conn| {
+                let image = m.image.as_ref();
+                conn.prepare_cached(&INSERT_MESSAGE)?.execute(params![
                     m.id.to_hex(),
                     m.chat_id.to_hex(),
                     m.sender.to_hex(),
@@ -328,15 +360,19 @@ impl Store for SqliteStore {
                     m.seen_at,
                     m.created_at,
                     m.updated_at
-                ],
-            )?;
-            tx.execute(
-                "UPDATE chats SET latest_text = ?2, latest_sender = ?3, updated_at = ?4 WHERE id = ?1",
-                params![m.chat_id.to_hex(), latest.text, latest.sender.to_hex(), m.created_at],
-            )?;
-            tx.commit()
-        })
-        .await
+                ])?;
+                conn.prepare_cached(
+                    "UPDATE chats SET latest_text = ?2, latest_sender = ?3, updated_at = ?4 WHERE id = ?1",
+                )?
+                .execute(params![
+                    m.chat_id.to_hex(),
+                    latest.text,
+                    latest.sender.to_hex(),
+                    m.created_at
+                ])?;
+                Ok(())
+            })
+            .await
     }
 
     async fn messages(&self, chat: &ObjectId, page: &HistoryPage) -> BackendResult<Vec<Message>> {
@@ -361,16 +397,18 @@ impl Store for SqliteStore {
 
     async fn mark_seen(&self, chat: &ObjectId, reader: &ObjectId, at: i64) -> BackendResult<Vec<ObjectId>> {
         let (chat, reader) = (chat.to_hex(), reader.to_hex());
-        self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "UPDATE messages SET seen = 1, seen_at = ?3, updated_at = ?3
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE messages SET seen = 1, seen_at = ?3, updated_at = ?3
                  WHERE chat_id = ?1 AND sender != ?2 AND seen = 0
                  RETURNING id",
-            )?;
-            let ids = stmt.query_map(params![chat, reader, at], |row| id_at(row, 0))?.collect::<Result<Vec<_>, _>>()?;
-            Ok(ids)
-        })
-        .await
+                )?;
+                let ids =
+                    stmt.query_map(params![chat, reader, at], |row| id_at(row, 0))?.collect::<Result<Vec<_>, _>>()?;
+                Ok(ids)
+            })
+            .await
     }
 
     async fn ping(&self) -> BackendResult<()> {
