@@ -62,12 +62,12 @@ impl<A: Adapter> SocketIoEndpoint<A> {
             _ => return Ok(json_response(StatusCode::BAD_REQUEST, "Invalid WebSocket handshake")),
         };
         let on_upgrade = req.take_upgrade()?;
-        let mut head =
-            http::Request::builder().method(req.method().clone()).uri(req.uri().clone()).version(req.version());
+        let mut head = http::Request::builder().method(req.method().clone()).version(req.version());
         if let Some(headers) = head.headers_mut() {
-            *headers = req.headers().clone();
+            *headers = detached_headers(req.headers());
         }
-        let head = head.body(()).map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
+        let head =
+            head.uri(detached_uri(req.uri())).body(()).map_err(|e| poem::Error::new(e, StatusCode::BAD_REQUEST))?;
         let mut streams = self.streams.clone();
         tokio::spawn(async move {
             match on_upgrade.await {
@@ -109,6 +109,28 @@ impl<A: Adapter> Endpoint for SocketIoEndpoint<A> {
             let message = format!("Socket.IO packets are limited to {} bytes", self.max_payload);
             return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, message));
         }
+        let mut req = req;
+        *req.headers_mut() = detached_headers(req.headers());
+        *req.uri_mut() = detached_uri(req.uri());
         self.polling.call(req).await
     }
+}
+
+// The engine keeps the request that opened a session (its headers and URI) for the
+// session's life. hyper parses them as slices of the connection's read buffer, so
+// keeping them as they are keeps that whole buffer, 16 KB, alive per socket: at 1,000
+// idle sockets, a third of the heap. Copies hold only the bytes they need.
+
+fn detached_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut copy = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut detached = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""));
+        detached.set_sensitive(value.is_sensitive());
+        copy.append(name.clone(), detached);
+    }
+    copy
+}
+
+fn detached_uri(uri: &http::Uri) -> http::Uri {
+    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
 }

@@ -106,7 +106,14 @@ pub struct Options<'a> {
 
 fn builder(options: &Options) -> socketioxide::SocketIoBuilder {
     let limit = options.max_payload;
-    SocketIo::builder().max_payload(limit as u64).ws_max_message_size(limit).ws_max_frame_size(limit)
+    // Each WebSocket keeps a read buffer of this size for its life (4 KiB by default);
+    // clients send small events, and a rare larger one just takes a few more reads.
+    const WS_READ_BUFFER: usize = 1024;
+    SocketIo::builder()
+        .max_payload(limit as u64)
+        .ws_max_message_size(limit)
+        .ws_max_frame_size(limit)
+        .ws_read_buffer_size(WS_READ_BUFFER)
 }
 
 /// Builds the Socket.IO server: in-memory, or on socketioxide's Redis adapter when

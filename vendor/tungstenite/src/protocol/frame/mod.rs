@@ -100,8 +100,9 @@ where
 }
 
 /// Capacity an emptied `out_buffer` may keep (confab patch): enough for the small
-/// frames a connection sends all the time, not for the rare large one.
-const RETAINED_OUT_BUFFER_CAPACITY: usize = 8 * 1024;
+/// frames a connection sends all the time; a buffer grown past it by a larger frame is
+/// released once written out.
+const RETAINED_OUT_BUFFER_CAPACITY: usize = 1024;
 
 /// A codec for WebSocket frames.
 #[derive(Debug)]
@@ -291,11 +292,11 @@ impl FrameCodec {
             self.out_buffer.drain(0..len);
         }
         // confab patch (proposed upstream, see vendor/README.md): once everything is
-        // written, give back capacity a single large frame left behind. Without this a
+        // written, give back capacity a large frame left behind. Without this a
         // connection keeps a buffer the size of the largest frame it was ever sent, for
         // its whole life: 10,000 connections each sent one 270 KB message hold 2.7 GB.
         if self.out_buffer.capacity() > RETAINED_OUT_BUFFER_CAPACITY {
-            self.out_buffer.shrink_to(RETAINED_OUT_BUFFER_CAPACITY);
+            self.out_buffer = Vec::new();
         }
 
         Ok(())
