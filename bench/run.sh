@@ -4,6 +4,11 @@
 #   bash bench/run.sh roundtrip [--messages 1000]  POST → newMessage latency percentiles
 #   bash bench/run.sh rate      [--users 2000 --rates 1000,2000,3000,4000,5000 --seconds 10]
 #                               fixed-rate POSTs: latency percentiles, losses, CPU per rate
+#   bash bench/run.sh typing    [--pairs 100 --seconds 10]  typing relay deliveries/s
+#   bash bench/run.sh compare   [--users 1000,5000,10000 --pin --json FILE]
+#                               confab beside the original's socket layer on Node socket.io
+#                               (bench/node): idle RSS per connection, connect time, RSS after
+#                               leaving, typing relay; prints a table, writes JSON
 #   bash bench/run.sh uploads   [--count 100 --concurrency 20]  1 MB JPEG image messages/s, peak RSS
 #   bash bench/run.sh startup                       start-to-ready time, idle RSS, binary size
 #   bash bench/run.sh soak      [--sockets 1000 --rate 500 --minutes 30]  sustained load: deliveries, RSS
@@ -14,6 +19,9 @@ cd "$(dirname "$0")/.."
 # Thousands of sockets: both the server and the load generator need the descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --release --quiet --bin confab --example bench
+if [ "${1:-}" = compare ] && [ ! -d bench/node/node_modules/socket.io ]; then
+  npm ci --prefix bench/node --no-audit --no-fund
+fi
 case "${1:-}" in
   startup)
     bin=target/release/confab

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "confab-bench-secret-0123456789abcdef";
 
+mod compare;
 mod rate;
 
 /// A comma-separated list argument, e.g. `--rates 1000,2000`.
@@ -69,11 +70,7 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("start confab");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "confab did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_port(port, "confab");
         Self { child, port, _dir: dir }
     }
 
@@ -84,11 +81,7 @@ impl Server {
 
     /// User + system CPU seconds the server has used so far.
     fn cpu_secs(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
-        ticks / 100.0
+        proc_cpu_secs(&self.child.id().to_string())
     }
 }
 
@@ -144,7 +137,19 @@ async fn socket_client(
     events: mpsc::UnboundedSender<Event>,
     outbox: Option<mpsc::UnboundedReceiver<String>>,
 ) {
-    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    socket_client_with(port, "", format!("40{{\"token\":\"{token}\"}}"), events, outbox).await
+}
+
+/// The same client with extra handshake query parameters (`&userId=…`) and its own
+/// namespace connect packet, for servers that identify users another way.
+async fn socket_client_with(
+    port: u16,
+    query: &str,
+    connect_packet: String,
+    events: mpsc::UnboundedSender<Event>,
+    outbox: Option<mpsc::UnboundedReceiver<String>>,
+) {
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket{query}");
     let (ws, _) = match tokio_tungstenite::connect_async(url).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -166,7 +171,7 @@ async fn socket_client(
                 let Some(Ok(Message::Text(text))) = frame else { break };
                 let text = text.as_str();
                 if text.starts_with('0') {
-                    let _ = tx.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await;
+                    let _ = tx.send(Message::text(connect_packet.clone())).await;
                 } else if text == "2" {
                     let _ = tx.send(Message::text("3")).await;
                 } else if text.starts_with("40") {
@@ -174,13 +179,34 @@ async fn socket_client(
                 } else if text.starts_with("44") {
                     let _ = events.send(Event::Refused(text.to_string()));
                     break;
-                } else if text.starts_with("42") {
+                } else if text.starts_with("42") || text.starts_with("43") {
                     let _ = events.send(Event::Frame(text.to_string()));
                 }
             }
             Some(out) = next => { let _ = tx.send(Message::text(out)).await; }
         }
     }
+}
+
+/// Waits until a server just started accepts connections on `port` (at most 10 s).
+fn wait_for_port(port: u16, server: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{server} did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// CPU seconds this process (the load generator) has used.
+fn own_cpu_secs() -> f64 {
+    proc_cpu_secs("self")
+}
+
+/// User + system CPU seconds of a process so far (`pid` or "self").
+fn proc_cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum::<f64>()).unwrap_or(0.0) / 100.0
 }
 
 fn load_average() -> String {
@@ -261,6 +287,10 @@ async fn presence(users: usize) {
     }
     // Idle for 10 s after convergence, then measure.
     tokio::time::sleep(Duration::from_secs(10)).await;
+    if let Some(hold) = std::env::var("CONFAB_BENCH_HOLD").ok().and_then(|v| v.parse().ok()) {
+        eprintln!("  holding {hold} s: server pid {}", server.child.id());
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     let rss_idle = kib(&server.proc_field("VmRSS:"));
     let peak = kib(&server.proc_field("VmHWM:"));
     println!("  connected:              {ok}/{users} in {:.2} s ({failures} failures)", all_connected.as_secs_f64());
@@ -623,12 +653,15 @@ fn main() {
         Some("presence") => rt.block_on(presence(arg("--users", 10_000))),
         Some("roundtrip") => rt.block_on(roundtrip(arg("--messages", 1000))),
         Some("rate") => rt.block_on(rate::rate()),
+        Some("typing") => rt.block_on(compare::typing()),
+        Some("compare") => rt.block_on(compare::compare()),
         Some("uploads") => rt.block_on(uploads(arg("--count", 100), arg("--concurrency", 20))),
         Some("soak") => rt.block_on(soak(arg("--sockets", 1000), arg("--rate", 500), arg("--minutes", 30))),
         Some("chatlist") => rt.block_on(chatlist(arg("--users", 10_000), arg("--chats", 1000), arg("--runs", 3))),
         _ => eprintln!(
             "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] \
-             | rate [--users N --rates R1,R2 --seconds S] | uploads [--count N --concurrency C] \
+             | rate [--users N --rates R1,R2 --seconds S] | typing [--pairs N --seconds S] \
+             | compare [--users N1,N2 --pin --json FILE] | uploads [--count N --concurrency C] \
              | chatlist [--users N --chats N --runs N] | soak [--sockets N --rate R --minutes M]"
         ),
     }

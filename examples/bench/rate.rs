@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::{arg, list_arg, load_average, open_chat, seed, socket_client, Event, Server};
+use super::{arg, list_arg, load_average, open_chat, own_cpu_secs, seed, socket_client, Event, Server};
 
 /// Send times by sequence number, and the recipient's latencies.
 #[derive(Default)]
@@ -157,11 +157,4 @@ fn sequence_in(frame: &str) -> Option<usize> {
     let start = frame.find("\"text\":\"r")? + 9;
     let digits = frame[start..].bytes().take_while(u8::is_ascii_digit).count();
     frame[start..start + digits].parse().ok()
-}
-
-/// CPU seconds this process (the load generator) has used.
-fn own_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum::<f64>()).unwrap_or(0.0) / 100.0
 }
