@@ -130,7 +130,7 @@ impl Metrics {
         for kind in ["text", "image"] {
             self.messages_stored.with_label_values(&[kind]);
         }
-        for event in ["joinChat", "leaveChat", "typing", "stopTyping"] {
+        for event in crate::realtime::contract::CLIENT_EVENTS {
             self.socket_events.with_label_values(&[event]);
         }
         self

@@ -239,18 +239,22 @@ fn api() -> impl Endpoint {
 
 /// The console's pages: same-origin only, never framed, revalidated on every load.
 fn ui() -> impl Endpoint {
-    poem::endpoint::EmbeddedFilesEndpoint::<AdminUi>::new().with(
-        SetHeader::new()
-            .overriding(
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+    poem::endpoint::EmbeddedFilesEndpoint::<AdminUi>::new().with(strict_page_headers())
+}
+
+/// Headers for the pages confab serves itself: scripts, styles and requests from its own
+/// origin only, never framed, revalidated on every load.
+pub(super) fn strict_page_headers() -> SetHeader {
+    SetHeader::new()
+        .overriding(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                  connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            )
-            .overriding(header::X_FRAME_OPTIONS, "DENY")
-            .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-            .overriding(header::REFERRER_POLICY, "no-referrer")
-            .overriding(header::CACHE_CONTROL, "no-cache"),
-    )
+        )
+        .overriding(header::X_FRAME_OPTIONS, "DENY")
+        .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .overriding(header::REFERRER_POLICY, "no-referrer")
+        .overriding(header::CACHE_CONTROL, "no-cache")
 }
 
 pub fn routes() -> impl Endpoint {

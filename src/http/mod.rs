@@ -2,6 +2,7 @@
 //! the Socket.IO endpoint, with CORS, body limits and JSON errors around all of it.
 
 pub mod admin;
+pub mod asyncapi;
 pub mod auth;
 pub mod chats;
 pub mod credentials;
@@ -28,7 +29,8 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new((health::HealthApi, users::UsersApi, chats::ChatsApi), "confab", env!("CARGO_PKG_VERSION"))
         .description(
             "Self-hostable chat backend. Log in with `POST /api/v1/login` and `POST /api/v1/verify`, \
-             then send the token as `Authorization: Bearer <token>`. Every error is `{\"message\": …}`.",
+             then send the token as `Authorization: Bearer <token>`. Every error is `{\"message\": …}`. \
+             Real time (Socket.IO at `/socket.io/`): [its events](/asyncapi/), as [AsyncAPI](/asyncapi.json).",
         )
         .license("MIT")
 }
@@ -202,7 +204,12 @@ pub fn routes(
         // Room for the image and the other form fields.
         uploads: config.max_image_bytes + 64 * 1024,
     };
-    let mut route = Route::new().nest_no_strip("/socket.io", socketio).nest("/docs", docs).at("/openapi.json", spec);
+    let mut route = Route::new()
+        .nest_no_strip("/socket.io", socketio)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .at("/asyncapi.json", asyncapi::document())
+        .nest("/asyncapi", asyncapi::page());
     if config.cloudinary_url.is_none() {
         route = route.nest("/media", media_files(&config.data_dir.join("media")));
     }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 
+use super::contract::{JOIN_CHAT, LEAVE_CHAT, STOP_TYPING, TYPING, USER_STOPPED_TYPING, USER_TYPING};
 use super::online_list::WantsDeltas;
 use super::ordered::{InOrder, Turn};
 use super::presence::Presence;
@@ -50,13 +51,13 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
     let admission = Arc::new(Admission::default());
     socket.extensions.insert(admission.clone());
 
-    socket.on("joinChat", {
+    socket.on(JOIN_CHAT, {
         let state = state.clone();
         move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>, ack: AckSender<A>| {
             let state = state.clone();
             async move {
                 let _done = turn.wait().await;
-                state.telemetry.socket_event("joinChat");
+                state.telemetry.socket_event(JOIN_CHAT);
                 let Some(chat_id) = chat_id_in(&payload) else {
                     return reply(ack, false, "chatId required");
                 };
@@ -66,7 +67,7 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
                         reply(ack, true, "joined");
                     }
                     Err(e) => {
-                        let e = e.logged("joinChat");
+                        let e = e.logged(JOIN_CHAT);
                         tracing::debug!(user = %user, chat = chat_id, error = %e, "joinChat refused");
                         reply(ack, false, &e.to_string());
                     }
@@ -74,20 +75,20 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
             }
         }
     });
-    socket.on("leaveChat", {
+    socket.on(LEAVE_CHAT, {
         let telemetry = state.telemetry.clone();
         move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
             let telemetry = telemetry.clone();
             async move {
                 let _done = turn.wait().await;
-                telemetry.socket_event("leaveChat");
+                telemetry.socket_event(LEAVE_CHAT);
                 if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
                     socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
                 }
             }
         }
     });
-    for (event, relayed) in [("typing", "userTyping"), ("stopTyping", "userStoppedTyping")] {
+    for (event, relayed) in [(TYPING, USER_TYPING), (STOP_TYPING, USER_STOPPED_TYPING)] {
         let telemetry = state.telemetry.clone();
         socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
             let telemetry = telemetry.clone();

@@ -8,6 +8,7 @@
 //! the whole cluster) and messages span them.
 
 mod bridge;
+pub mod contract;
 mod events;
 mod identity;
 mod online_list;
@@ -204,7 +205,7 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
         let payload = MessageJson::from(message).into_value();
         // One broadcast to the union of rooms: every connection gets it exactly once.
         let rooms = vec![message.chat_id.to_hex(), user_room(&members[0]), user_room(&members[1])];
-        if self.emit("newMessage", rooms, &payload).await {
+        if self.emit(contract::NEW_MESSAGE, rooms, &payload).await {
             self.telemetry.message_delivered();
         }
     }
@@ -215,7 +216,7 @@ impl<A: Adapter> Notifier for SocketNotifier<A> {
             "seenBy": seen_by.to_hex(),
             "messageIds": ids.iter().map(ObjectId::to_hex).collect::<Vec<_>>(),
         });
-        self.emit("messagesSeen", vec![user_room(notify)], &payload).await;
+        self.emit(contract::MESSAGES_SEEN, vec![user_room(notify)], &payload).await;
     }
 }
 

@@ -17,6 +17,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
 
+use super::contract::{ONLINE_LIST, ONLINE_LIST_PLURAL, USER_OFFLINE, USER_ONLINE};
 use super::presence::Presence;
 use super::rooms::{PRESENCE_DELTA_ROOM, PRESENCE_LIST_ROOM, USER_ROOM_PREFIX};
 
@@ -64,7 +65,7 @@ pub async fn broadcast<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>, plu
     let mut next_allowed = tokio::time::Instant::now();
     let mut last_sent = BTreeSet::new();
     // The original's event name, and (when configured) the plural some clones use.
-    let list_events: &[&str] = if plural_too { &["getOnlineUser", "getOnlineUsers"] } else { &["getOnlineUser"] };
+    let list_events: &[&str] = if plural_too { &[ONLINE_LIST, ONLINE_LIST_PLURAL] } else { &[ONLINE_LIST] };
     loop {
         presence.settled_change(PRESENCE_QUIET).await;
         tokio::time::sleep_until(next_allowed).await;
@@ -82,10 +83,10 @@ pub async fn broadcast<A: Adapter>(io: SocketIo<A>, presence: Arc<Presence>, plu
             recipients_of_list = io.local().within(PRESENCE_LIST_ROOM).sockets().len();
             let delta_sockets = io.local().within(PRESENCE_DELTA_ROOM).sockets().len();
             if !came.is_empty() {
-                emit_to(&io, PRESENCE_DELTA_ROOM, "userOnline", &came).await;
+                emit_to(&io, PRESENCE_DELTA_ROOM, USER_ONLINE, &came).await;
             }
             if !went.is_empty() {
-                emit_to(&io, PRESENCE_DELTA_ROOM, "userOffline", &went).await;
+                emit_to(&io, PRESENCE_DELTA_ROOM, USER_OFFLINE, &went).await;
             }
             bytes += delta_sockets as f64 * (came.len() + went.len()) as f64 * ID_BYTES;
         }

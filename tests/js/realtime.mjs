@@ -3,6 +3,7 @@
 // Exits non-zero with a message on the first failed expectation.
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import { loadContract } from "./contract.mjs";
 
 // Never hang the test suite: fail loudly instead.
 setTimeout(() => { console.error("scenario exceeded 60 s"); process.exit(2); }, 60000).unref();
@@ -72,6 +73,9 @@ async function api(method, path, token, body) {
   return { status: res.status, body: await res.json() };
 }
 
+// What the server sends is checked against its AsyncAPI document at the end.
+const contract = await loadContract(BASE);
+
 const sameSet = (list, ids) => list.length === ids.length && ids.every((id) => list.includes(id));
 
 // --- identity: a verified token from auth, header or cookie; nothing else ---
@@ -94,7 +98,9 @@ assert.ok([200, 201].includes(opened.status), JSON.stringify(opened));
 const chatId = opened.body.chatId;
 
 // B opens the chat (with an ack, so we know it was processed), A too.
-assert.deepEqual(await b.timeout(5000).emitWithAck("joinChat", chatId), { ok: true, message: "joined" });
+const bJoined = await b.timeout(5000).emitWithAck("joinChat", chatId);
+assert.deepEqual(bJoined, { ok: true, message: "joined" });
+contract.reply("joinChat", bJoined);
 a.emit("joinChat", chatId); // the original client's way: bare string, no ack
 await sleep(100);
 
@@ -143,9 +149,13 @@ await until("A told B read m2", () =>
   got(a, "messagesSeen").some((p) => p.seenBy === B.id && p.messageIds.includes(m2._id)));
 
 // --- a non-member cannot join, read, post, or overhear ---
+// C's first tab asks for presence changes instead of whole lists.
+const cd = client("C-delta", { auth: { token: C.token, presence: "delta" } });
+await connected(cd);
 const c = client("C", { extraHeaders: { cookie: `theme=dark; token=${C.token}` } });
 await connected(c);
 const joined = await c.timeout(5000).emitWithAck("joinChat", chatId);
+contract.reply("joinChat", joined);
 assert.equal(joined.ok, false);
 assert.equal(joined.message, "You are not a participant of this chat");
 c.emit("typing", { chatId, userId: C.id });
@@ -165,12 +175,20 @@ await until("both tabs get m4", () => [a, a2].every((s) => got(s, "newMessage").
 await sleep(QUIET_MS);
 for (const s of [a, a2]) assert.equal(got(s, "newMessage").filter((m) => m._id === m4._id).length, 1);
 await until("C sees A, B, C online", () => sameSet(lastOnline(c), [A.id, B.id, C.id]));
+assert.equal(got(cd, "getOnlineUser").length, 1, "a delta client gets the whole list once");
+assert.ok(sameSet(got(cd, "getOnlineUser")[0], [A.id, B.id, C.id]));
 a2.disconnect();
 c.disconnect();
-await until("B sees A still online after one tab closed", () => sameSet(lastOnline(b), [A.id, B.id]));
+await until("B sees A still online after one tab closed", () => sameSet(lastOnline(b), [A.id, B.id, C.id]));
 a.disconnect();
-await until("B sees A offline once the last tab closed", () => sameSet(lastOnline(b), [B.id]));
+await until("B sees A offline once the last tab closed", () => sameSet(lastOnline(b), [B.id, C.id]));
+await until("the delta client is told A left", () => got(cd, "userOffline").some((ids) => ids.includes(A.id)));
+assert.equal(got(cd, "getOnlineUser").length, 1, "and never sent the whole list again");
+cd.disconnect();
 b.disconnect();
-console.log(JSON.stringify({ ok: true, transports: TRANSPORTS, chatId }));
+let checked = 0;
+for (const s of [a, b, c, a2, cd]) checked += contract.events(s);
+assert.ok(checked > 10, `only ${checked} events checked against the AsyncAPI document`);
+console.log(JSON.stringify({ ok: true, transports: TRANSPORTS, chatId, eventsChecked: checked }));
 // Exit now rather than wait for any handle a closed client may keep open.
 process.exit(0);
