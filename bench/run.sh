@@ -9,6 +9,7 @@
 #                               confab beside the original's socket layer on Node socket.io
 #                               (bench/node): idle RSS per connection, connect time, RSS after
 #                               leaving, typing relay; prints a table, writes JSON
+#   bash bench/run.sh logins    [--workers 32 --seconds 10]  complete email-code logins per second
 #   bash bench/run.sh uploads   [--count 100 --concurrency 20]  1 MB JPEG image messages/s, peak RSS
 #   bash bench/run.sh startup                       start-to-ready time, idle RSS, binary size
 #   bash bench/run.sh soak      [--sockets 1000 --rate 500 --minutes 30]  sustained load: deliveries, RSS

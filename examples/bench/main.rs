@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 const SECRET: &str = "confab-bench-secret-0123456789abcdef";
 
 mod compare;
+mod logins;
 mod rate;
 
 /// A comma-separated list argument, e.g. `--rates 1000,2000`.
@@ -54,6 +55,12 @@ impl Server {
     }
 
     fn start_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        Self::start_capturing(dir, env, false)
+    }
+
+    /// With `capture_log`, the server's log (stdout) is left for the caller to read from
+    /// `child.stdout`.
+    fn start_capturing(dir: tempfile::TempDir, env: &[(&str, &str)], capture_log: bool) -> Self {
         // CONFAB_BENCH_BIN: another build to compare with (e.g. an older commit's).
         let bin = std::env::var_os("CONFAB_BENCH_BIN")
             .map(PathBuf::from)
@@ -67,7 +74,7 @@ impl Server {
             .env("CONFAB_ADMIN_TOKEN", "bench-admin-token-0123456789")
             .env("CONFAB_LOG", "warn")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(if capture_log { Stdio::piped() } else { Stdio::null() })
             .spawn()
             .expect("start confab");
         wait_for_port(port, "confab");
@@ -655,13 +662,14 @@ fn main() {
         Some("rate") => rt.block_on(rate::rate()),
         Some("typing") => rt.block_on(compare::typing()),
         Some("compare") => rt.block_on(compare::compare()),
+        Some("logins") => rt.block_on(logins::logins()),
         Some("uploads") => rt.block_on(uploads(arg("--count", 100), arg("--concurrency", 20))),
         Some("soak") => rt.block_on(soak(arg("--sockets", 1000), arg("--rate", 500), arg("--minutes", 30))),
         Some("chatlist") => rt.block_on(chatlist(arg("--users", 10_000), arg("--chats", 1000), arg("--runs", 3))),
         _ => eprintln!(
             "usage: bench/run.sh presence [--users N] | roundtrip [--messages N] \
              | rate [--users N --rates R1,R2 --seconds S] | typing [--pairs N --seconds S] \
-             | compare [--users N1,N2 --pin --json FILE] | uploads [--count N --concurrency C] \
+             | compare [--users N1,N2 --pin --json FILE] | logins [--workers W --seconds S] | uploads [--count N --concurrency C] \
              | chatlist [--users N --chats N --runs N] | soak [--sockets N --rate R --minutes M]"
         ),
     }
