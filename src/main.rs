@@ -32,6 +32,9 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Ask the running server's `/healthz` at the configured address; exit 0 when it
+    /// answers 200 within 2 s, else 1. For container HEALTHCHECKs: no shell or curl needed.
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,17 @@ fn main() -> ExitCode {
         Command::Openapi => {
             println!("{}", confab::http::spec_json());
             ExitCode::SUCCESS
+        }
+        Command::Healthcheck => {
+            let settings = match config.validate() {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(healthcheck(&settings.listen)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("{e:#}")),
+            }
         }
         Command::Migrate { apply } => {
             let settings = match config.validate() {
@@ -81,6 +95,22 @@ fn main() -> ExitCode {
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("confab: {e}");
     ExitCode::FAILURE
+}
+
+/// GET /healthz on the first listen address (a wildcard address is asked on loopback).
+async fn healthcheck(listen: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+    let mut addr = *listen.first().ok_or_else(|| anyhow::anyhow!("no listen address configured"))?;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr =
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        addr.set_ip(loopback);
+    }
+    let url = format!("http://{addr}/healthz");
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build()?;
+    let status = client.get(&url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?.status();
+    anyhow::ensure!(status == reqwest::StatusCode::OK, "{url} answered {status}");
+    println!("{url}: ok");
+    Ok(())
 }
 
 fn init_logging(filter: &str) {

@@ -186,11 +186,30 @@ fn config_command_masks_secrets_and_honours_layers() {
     assert!(shown.contains("login_ip_limit = 9"), "CONFAB_* beats the file: {shown}");
 }
 
+/// `confab healthcheck`, as a container HEALTHCHECK runs it: 0 while the server at the
+/// configured address answers, 1 (with the reason) when nothing listens there. A
+/// wildcard listen address is asked on loopback.
+#[test]
+fn healthcheck_asks_the_server_at_the_configured_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("0.0.0.0:{port}");
+    let check = || confab(dir.path()).arg("healthcheck").env("CONFAB_ADDR", &addr).output().unwrap();
+    let down = check();
+    assert_eq!(down.status.code(), Some(1), "nothing listening yet");
+    assert!(String::from_utf8_lossy(&down.stderr).contains(&format!("127.0.0.1:{port}/healthz")));
+    let mut app = Running::start(dir.path(), &[("CONFAB_ADDR", addr.as_str())]);
+    app.wait_for("confab ready");
+    let up = check();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    app.terminate();
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "config", "openapi", "--config"] {
+    for word in ["serve", "config", "openapi", "healthcheck", "--config"] {
         assert!(help.contains(word), "{word} in --help:\n{help}");
     }
 }
