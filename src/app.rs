@@ -241,12 +241,24 @@ impl Application {
         let jwt_secret = secrets::jwt_secret(&config.data_dir, config.jwt_secret.as_deref())?;
         let (admin, new_admin_token) = secrets::admin_credential(&config.data_dir, config.admin_token.as_deref())?;
         if let Some(token) = new_admin_token {
-            // Printed, not logged: it is shown exactly once and only its hash is kept.
-            eprintln!(
-                "\n  confab admin token (shown once, only its hash is stored in {}):\n\n      {token}\n\n  \
-                 Paste it into the admin console at /admin. Lost it? Delete admin_token.argon2 there and restart.\n",
-                config.data_dir.display()
-            );
+            // Only its hash is kept. On a terminal it is shown there, once; otherwise the
+            // output goes to a log (the journal, `docker logs`) that others may read, so
+            // it is handed over in a file only the service user can read.
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!(
+                    "\n  confab admin token (shown once, only its hash is stored in {}):\n\n      {token}\n\n  \
+                     Paste it into the admin console at /admin. Lost it? Delete admin_token.argon2 there and restart.\n",
+                    config.data_dir.display()
+                );
+            } else {
+                let file = secrets::hand_over_admin_token(&config.data_dir, &token)?;
+                eprintln!(
+                    "\n  confab admin token written to {} (readable by this user only; it is in no log).\n  \
+                     Paste it into the admin console at /admin, then delete the file. Lost it? Delete \
+                     admin_token.argon2 there and restart.\n",
+                    file.display()
+                );
+            }
         }
         let policy = OtpPolicy {
             ttl: Duration::from_secs(config.otp_ttl_secs),

@@ -12,6 +12,9 @@ use argon2::Argon2;
 const JWT_SECRET_FILE: &str = "jwt_secret";
 const ADMIN_HASH_FILE: &str = "admin_token.argon2";
 
+/// Where a new admin token is handed over when there is no terminal to show it on.
+pub const FIRST_ADMIN_TOKEN_FILE: &str = "admin_token.first";
+
 /// Puts `contents` at `path`, readable by the owner only, unless `path` exists. The
 /// file appears whole or not at all: it is written and synced under a temporary name,
 /// then hard-linked into place, which fails rather than overwrite. So of two processes
@@ -88,6 +91,16 @@ impl AdminCredential {
                 .unwrap_or(false),
         }
     }
+}
+
+/// Hands a new admin token to the operator without putting it in a log: written to
+/// `FIRST_ADMIN_TOKEN_FILE` in `data_dir`, readable by the service user only. Returns
+/// the file's path.
+pub fn hand_over_admin_token(data_dir: &Path, token: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = data_dir.join(FIRST_ADMIN_TOKEN_FILE);
+    let _ = fs::remove_file(&path);
+    create_private(&path, &format!("{token}\n")).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Returns the credential and, on the very first start, the new token so it can be

@@ -103,16 +103,18 @@ fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
 fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = Running::start(dir.path(), &[("CONFAB_ADDR", "127.0.0.1:0")]);
-    let token_banner = app.wait_for("admin token (shown once");
-    assert!(token_banner.contains("./data"));
+    // Not a terminal, as under systemd or docker: the token goes to a private file, not
+    // to the log.
+    let token_banner = app.wait_for("admin token written to");
+    assert!(token_banner.contains("./data/admin_token.first"), "{token_banner}");
     app.wait_for("Paste it into the admin console at /admin");
-    let admin_token = app
-        .seen
-        .iter()
-        .map(|l| l.trim())
-        .find(|l| l.len() == 48 && l.chars().all(|c| c.is_ascii_hexdigit()))
-        .expect("the token is printed on a line of its own")
-        .to_string();
+    let handed_over = dir.path().join("data/admin_token.first");
+    let admin_token = std::fs::read_to_string(&handed_over).unwrap().trim().to_string();
+    assert_eq!(admin_token.len(), 48);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&handed_over).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     app.wait_for("PRINTED TO THIS LOG");
     let port = port_from(&app.wait_for("listening on 127.0.0.1:"));
     app.wait_for("confab ready");
@@ -129,6 +131,7 @@ fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
     let (status, body) = post(port, "/admin/api/session", &admin_login);
     assert_eq!((status, body["who"].as_str()), (200, Some("admin token")), "the printed token opens the console");
     assert!(app.seen.iter().all(|l| !l.contains('\u{1b}')), "no colour codes when not on a terminal");
+    assert!(app.seen.iter().all(|l| !l.contains(&admin_token)), "the admin token is in no log line");
 
     let status = app.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
@@ -137,7 +140,7 @@ fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
     let mut again = Running::start(dir.path(), &[("CONFAB_ADDR", "127.0.0.1:0")]);
     let port = port_from(&again.wait_for("listening on 127.0.0.1:"));
     again.wait_for("confab ready");
-    assert!(again.seen.iter().all(|l| !l.contains("admin token (shown once")));
+    assert!(again.seen.iter().all(|l| !l.contains("admin token written")));
     assert_eq!(post(port, "/admin/api/session", &admin_login).0, 200, "its hash survived the restart");
     assert!(!std::fs::read_to_string(dir.path().join("data/admin_token.argon2")).unwrap().contains(&admin_token));
     again.terminate();
