@@ -114,7 +114,13 @@ impl MongoStore {
                     Some(other) => other.to_string(),
                     None => String::new(),
                 },
-                created_at: super::millis(&d, "createdAt"),
+                // This tool reads whatever is stored, to list it: an unknown creation
+                // time counts as the oldest.
+                created_at: match d.get("createdAt") {
+                    Some(Bson::DateTime(t)) => t.timestamp_millis(),
+                    Some(Bson::Int64(n)) => *n,
+                    _ => 0,
+                },
             });
         }
         let plan = plan_emails(users);

@@ -4,11 +4,12 @@
 //! member ids are strings, as the original stores them. Added fields: `tokenVersion`
 //! on users and `pairKey` on chats (a unique key for one chat per pair of users).
 
+mod documents;
 pub mod migrate;
 
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::oid::ObjectId as Oid;
@@ -17,7 +18,9 @@ use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use crate::config::mask_url_password;
-use crate::domain::{now_ms, Chat, Email, Image, LatestMessage, Message, MessageKind, ObjectId, User};
+use documents::{chat_from, message_from, user_from};
+
+use crate::domain::{now_ms, Chat, Email, LatestMessage, Message, ObjectId, User};
 use crate::ports::{BackendResult, ChatSummary, HistoryPage, Store};
 
 pub struct MongoStore {
@@ -46,39 +49,6 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
         || matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 11000)
 }
 
-/// A string or ObjectId field as our id (the original stores member ids as strings).
-fn any_id(value: Option<&Bson>) -> anyhow::Result<ObjectId> {
-    match value {
-        Some(Bson::ObjectId(o)) => Ok(id_of(o)),
-        Some(Bson::String(s)) => ObjectId::parse(s).map_err(|e| anyhow!("stored id: {e}")),
-        other => Err(anyhow!("expected an id, found {other:?}")),
-    }
-}
-
-fn millis(d: &Document, key: &str) -> i64 {
-    match d.get(key) {
-        Some(Bson::DateTime(t)) => t.timestamp_millis(),
-        Some(Bson::Int64(n)) => *n,
-        _ => 0,
-    }
-}
-
-fn user_from(d: &Document) -> anyhow::Result<User> {
-    let email = d.get_str("email").context("user without email")?;
-    Ok(User {
-        id: any_id(d.get("_id"))?,
-        name: d.get_str("name").unwrap_or_default().to_string(),
-        email: Email::parse(email).map_err(|e| anyhow!("stored email {email:?}: {e}"))?,
-        created_at: millis(d, "createdAt"),
-        updated_at: millis(d, "updatedAt"),
-        token_version: match d.get("tokenVersion") {
-            Some(Bson::Int64(n)) => *n,
-            Some(Bson::Int32(n)) => i64::from(*n),
-            _ => 0,
-        },
-    })
-}
-
 /// A document read with `parse`, or `None` (logged) when it is not one confab can use.
 fn readable<T>(d: &Document, parse: fn(&Document) -> anyhow::Result<T>) -> Option<T> {
     match parse(d) {
@@ -88,23 +58,6 @@ fn readable<T>(d: &Document, parse: fn(&Document) -> anyhow::Result<T>) -> Optio
             None
         }
     }
-}
-
-fn chat_from(d: &Document) -> anyhow::Result<Chat> {
-    let users = d.get_array("users").context("chat without users")?;
-    anyhow::ensure!(users.len() == 2, "chat {:?} does not have two users", d.get("_id"));
-    let latest_message = d.get_document("latestMessage").ok().and_then(|l| {
-        let text = l.get_str("text").ok()?.to_string();
-        let sender = any_id(l.get("sender")).ok()?;
-        Some(LatestMessage { text, sender })
-    });
-    Ok(Chat {
-        id: any_id(d.get("_id"))?,
-        users: [any_id(users.first())?, any_id(users.get(1))?],
-        latest_message,
-        created_at: millis(d, "createdAt"),
-        updated_at: millis(d, "updatedAt"),
-    })
 }
 
 fn message_doc(m: &Message) -> Document {
@@ -128,32 +81,6 @@ fn message_doc(m: &Message) -> Document {
         d.insert("image", i);
     }
     d
-}
-
-fn message_from(d: &Document) -> anyhow::Result<Message> {
-    let image = d.get_document("image").ok().and_then(|i| {
-        Some(Image {
-            url: i.get_str("url").ok()?.to_string(),
-            public_id: i.get_str("publicId").unwrap_or_default().to_string(),
-            thumb_url: i.get_str("thumbUrl").ok().map(str::to_string),
-        })
-    });
-    let kind = d.get_str("messageType").ok().and_then(MessageKind::parse).unwrap_or(MessageKind::Text);
-    Ok(Message {
-        id: any_id(d.get("_id"))?,
-        chat_id: any_id(d.get("chatId"))?,
-        sender: any_id(d.get("sender"))?,
-        text: d.get_str("text").unwrap_or_default().to_string(),
-        image,
-        kind,
-        seen: d.get_bool("seen").unwrap_or(false),
-        seen_at: match d.get("seenAt") {
-            Some(Bson::DateTime(t)) => Some(t.timestamp_millis()),
-            _ => None,
-        },
-        created_at: millis(d, "createdAt"),
-        updated_at: millis(d, "updatedAt"),
-    })
 }
 
 /// Inserts the `$setOnInsert` document unless `filter` matches one, and returns the
@@ -350,21 +277,10 @@ impl Store for MongoStore {
         let docs: Vec<Document> = self.chats.aggregate(pipeline).await?.try_collect().await?;
         docs.iter()
             .map(|d| {
-                let unseen = d
-                    .get_array("unseen")
-                    .ok()
-                    .and_then(|a| a.first())
-                    .and_then(|c| c.as_document())
-                    .and_then(|c| c.get("n"))
-                    .and_then(|n| n.as_i64().or_else(|| n.as_i32().map(i64::from)))
-                    .unwrap_or(0) as u64;
-                let other = d
-                    .get_array("other")
-                    .ok()
-                    .and_then(|a| a.first())
-                    .and_then(|u| u.as_document())
-                    .and_then(|u| readable(u, user_from));
-                Ok(ChatSummary { chat: chat_from(d)?, other, unseen })
+                let (chat, other, unseen) = documents::summary_parts(d)?;
+                // A peer confab cannot read is shown without details, not as an error.
+                let other = other.as_ref().and_then(|u| readable(u, user_from));
+                Ok(ChatSummary { chat, other, unseen })
             })
             .collect()
     }
