@@ -149,68 +149,58 @@ impl Default for Metrics {
     }
 }
 
-/// The route template for a request path: ids become `:id`, and paths outside the
-/// API collapse into one label, so a scan of random URLs cannot explode the series.
-pub fn route_template(path: &str) -> String {
-    const FIXED: &[&str] = &[
-        "/api/v1/login",
-        "/api/v1/verify",
-        "/api/v1/me",
-        "/api/v1/user/all",
-        "/api/v1/update/user",
-        "/api/v1/chat/new",
-        "/api/v1/chat/all",
-        "/api/v1/message",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
-        "/admin/api/session",
-        "/admin/api/overview",
-        "/admin/api/stream",
-        "/admin/api/mail/requeue-dead",
-    ];
-    if FIXED.contains(&path) {
-        return path.to_string();
-    }
-    if let Some(rest) = path.strip_prefix("/admin/api/users/") {
-        if let Some((_, action @ ("disconnect" | "revoke"))) = rest.split_once('/') {
-            return format!("/admin/api/users/:id/{action}");
+/// Request labels from the route poem's router matched, so ids never reach a label and
+/// a new endpoint needs no list kept by hand. poem-openapi registers its paths with
+/// numbered parameters (`/api/v1/user/:param0`); the spec's names are put back. What no
+/// route matched shares one label, so a scan of random URLs cannot explode the series.
+pub struct RouteLabels(std::collections::HashMap<String, String>);
+
+impl RouteLabels {
+    /// `spec_paths`: the OpenAPI paths (`/api/v1/user/{id}`).
+    pub fn new<'a>(spec_paths: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut renamed = std::collections::HashMap::new();
+        for path in spec_paths {
+            let (mut numbered, mut named, mut index) = (Vec::new(), Vec::new(), 0);
+            for segment in path.split('/') {
+                match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => {
+                        numbered.push(format!(":param{index}"));
+                        named.push(format!(":{name}"));
+                        index += 1;
+                    }
+                    None => {
+                        numbered.push(segment.to_string());
+                        named.push(segment.to_string());
+                    }
+                }
+            }
+            if index > 0 {
+                renamed.insert(numbered.join("/"), named.join("/"));
+            }
         }
+        Self(renamed)
     }
-    for (prefix, template) in [
-        ("/api/v1/user/", "/api/v1/user/:id"),
-        ("/api/v1/message/", "/api/v1/message/:chatId"),
-        ("/socket.io", "/socket.io"),
-        ("/media/", "/media/:file"),
-        ("/docs", "/docs"),
-        ("/admin/api/", "/admin/api/other"),
-        ("/admin", "/admin"),
-    ] {
-        if path.starts_with(prefix) {
-            return template.to_string();
+
+    pub fn label(&self, matched: Option<&str>) -> String {
+        match matched {
+            Some(pattern) if !pattern.is_empty() && pattern != "/" => {
+                self.0.get(pattern).cloned().unwrap_or_else(|| pattern.to_string())
+            }
+            _ => "/other".to_string(),
         }
-    }
-    if path.starts_with("/api/") {
-        "/api/other".to_string()
-    } else {
-        "/other".to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn templates_hide_ids() {
-        use super::route_template as t;
-        assert_eq!(t("/api/v1/user/66ab1c2d3e4f5a6b7c8d9e0f"), "/api/v1/user/:id");
-        assert_eq!(t("/api/v1/user/all"), "/api/v1/user/all");
-        assert_eq!(t("/api/v1/message/66ab1c2d3e4f5a6b7c8d9e0f"), "/api/v1/message/:chatId");
-        assert_eq!(t("/wp-admin/setup.php"), "/other");
-        assert_eq!(t("/api/v2/x"), "/api/other");
-        assert_eq!(t("/admin/api/users/66ab1c2d3e4f5a6b7c8d9e0f/revoke"), "/admin/api/users/:id/revoke");
-        assert_eq!(t("/admin/api/users/66ab1c2d3e4f5a6b7c8d9e0f/other"), "/admin/api/other");
-        assert_eq!(t("/admin/api/stream"), "/admin/api/stream");
-        assert_eq!(t("/admin/app.js"), "/admin");
+    fn openapi_parameters_get_their_names_back() {
+        let labels = super::RouteLabels::new(["/api/v1/user/{id}", "/api/v1/message/{chatId}", "/api/v1/me"]);
+        assert_eq!(labels.label(Some("/api/v1/user/:param0")), "/api/v1/user/:id");
+        assert_eq!(labels.label(Some("/api/v1/message/:param0")), "/api/v1/message/:chatId");
+        assert_eq!(labels.label(Some("/admin/api/users/:id/revoke")), "/admin/api/users/:id/revoke");
+        assert_eq!(labels.label(Some("/api/v1/me")), "/api/v1/me");
+        assert_eq!(labels.label(None), "/other");
+        assert_eq!(labels.label(Some("")), "/other");
     }
 }

@@ -56,6 +56,9 @@ async fn series_move_as_the_app_is_used() {
         201
     );
     expect_error(app.get(&format!("/api/v1/user/{}", alice.id), None).await, 401);
+    // Labels are the routes the router matched; what no route matched shares one label.
+    expect_error(app.get(&format!("/api/v1/message/{}", alice.id), Some(&token)).await, 404);
+    expect_error(app.get("/wp-admin/setup.php", None).await, 404);
 
     let after = scrape(&app, None).await;
     let delta = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
@@ -68,6 +71,8 @@ async fn series_move_as_the_app_is_used() {
     assert!(delta("confab_http_request_duration_seconds_count", &[("route", "/api/v1/message")]) >= 1.0);
     assert!(delta("confab_store_operation_duration_seconds_count", &[("operation", "add_message")]) >= 1.0);
     assert_eq!(delta("confab_http_requests_total", &[("route", "/api/v1/user/:id"), ("status", "401")]), 1.0);
+    assert_eq!(delta("confab_http_requests_total", &[("route", "/api/v1/message/:chatId"), ("status", "404")]), 1.0);
+    assert_eq!(delta("confab_http_requests_total", &[("route", "/other"), ("status", "404")]), 1.0);
     assert_eq!(value(&after, "confab_build_info", &[]), 1.0);
 
     // No label value is an id.

@@ -81,7 +81,12 @@ pub async fn json_error(err: poem::Error) -> Response {
     } else {
         (err.status(), shortened(&err.to_string()))
     };
-    json_response(status, message)
+    let mut resp = json_response(status, message);
+    // The route the router matched, for the request metrics' label.
+    if let Some(pattern) = err.data::<poem::PathPattern>() {
+        resp.set_data(pattern.clone());
+    }
+    resp
 }
 
 /// The framework's own messages can quote the whole request (a body it could not

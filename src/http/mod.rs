@@ -173,15 +173,16 @@ async fn observe_http<E: Endpoint>(
     inner: std::sync::Arc<E>,
     req: poem::Request,
     telemetry: Arc<Telemetry>,
+    labels: Arc<crate::metrics::RouteLabels>,
 ) -> poem::Result<poem::Response> {
     let method = req.method().as_str().to_string();
-    let route = crate::metrics::route_template(req.uri().path());
     let started = std::time::Instant::now();
     let result = inner.call(req).await.map(IntoResponse::into_response);
-    let status = match &result {
-        Ok(resp) => resp.status(),
-        Err(e) => e.status(),
+    let (status, matched) = match &result {
+        Ok(resp) => (resp.status(), resp.data::<poem::PathPattern>()),
+        Err(e) => (e.status(), e.data::<poem::PathPattern>()),
     };
+    let route = labels.label(matched.map(|p| &*p.0));
     telemetry.http_request(&method, &route, status.as_u16(), started.elapsed());
     result
 }
@@ -267,7 +268,10 @@ pub fn routes(
         .catch_all_error(error::json_error)
         .data(state);
     if metrics_enabled {
-        routes.around(move |inner, req| observe_http(inner, req, telemetry.clone())).boxed()
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).expect("the generated spec is JSON");
+        let paths = spec["paths"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        let labels = Arc::new(crate::metrics::RouteLabels::new(paths.iter().map(String::as_str)));
+        routes.around(move |inner, req| observe_http(inner, req, telemetry.clone(), labels.clone())).boxed()
     } else {
         routes.boxed()
     }
