@@ -3,7 +3,8 @@
 #   1. installs what the tests talk to when it is missing (an SMTP server for the tests
 #      to read mail back from, Redis, RabbitMQ, a MongoDB-compatible server, Node.js for
 #      the official Socket.IO client, Chromium for the browser tests, nginx and Caddy for
-#      the reverse-proxy tests, schemathesis for the OpenAPI conformance test) and starts
+#      the reverse-proxy tests, schemathesis for the OpenAPI conformance test,
+#      systemd-analyze, podman and podman-compose for the packaging checks) and starts
 #      the servers that are not answering;
 #   2. checks formatting and lints;
 #   3. runs every test (cargo nextest when installed, else cargo test).
@@ -35,6 +36,7 @@ command -v nginx >/dev/null || missing+=(nginx)
 command -v caddy >/dev/null || missing+=(caddy)
 # systemd-analyze scores the unit's sandboxing (tests/packaging.rs).
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v podman >/dev/null || missing+=(podman)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -70,14 +72,20 @@ if [ -z "${CONFAB_TEST_MONGO_URI:-}" ] && ! port_open 27017; then
   wait_port 27017 SecantusDB
 fi
 
-# schemathesis, pinned, for the OpenAPI conformance test (tests/schemathesis.rs).
-st_venv="${XDG_CACHE_HOME:-$HOME/.cache}/confab-tests/schemathesis"
-if [ "$("$st_venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
-  say "installing schemathesis 4.32.5 into $st_venv"
-  rm -rf "$st_venv"
-  /usr/bin/python3 -m venv "$st_venv"
-  "$st_venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
-fi
+# Python tools, pinned, each in its own cached virtualenv.
+pinned_tool() { # name version command
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/confab-tests/$1"
+  if [ "$("$venv/bin/pip" show "$1" 2>/dev/null | sed -n 's/^Version: //p')" != "$2" ] || [ ! -x "$venv/bin/$3" ]; then
+    say "installing $1 $2 into $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$1==$2"
+  fi
+}
+# schemathesis for the OpenAPI conformance test (tests/schemathesis.rs); podman-compose
+# to validate the compose file (tests/packaging.rs; Debian's 1.0.3 has no `config`).
+pinned_tool schemathesis 4.32.5 schemathesis
+pinned_tool podman-compose 1.6.0 podman-compose
 
 say "test clients (npm ci)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error

@@ -16,10 +16,7 @@ fn schemathesis() -> PathBuf {
     if let Some(path) = std::env::var_os("CONFAB_SCHEMATHESIS") {
         return PathBuf::from(path);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-    cache.join("confab-tests/schemathesis/bin/schemathesis")
+    common::cached_tool("schemathesis", "schemathesis")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,3 +136,12 @@ pub mod backends {
         (uri, database)
     }
 }
+
+/// A pinned Python tool that packaging/test.sh installs in its own cached virtualenv
+/// (`~/.cache/confab-tests/<name>/bin/<command>`).
+pub fn cached_tool(name: &str, command: &str) -> std::path::PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    cache.join("confab-tests").join(name).join("bin").join(command)
+}
