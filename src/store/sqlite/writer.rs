@@ -26,7 +26,7 @@ trait Job: Send {
 
 struct Pending<T, F> {
     work: Option<F>,
-    result: Option<rusqlite::Result<T>>,
+    result: Option<BackendResult<T>>,
     reply: oneshot::Sender<BackendResult<T>>,
 }
 
@@ -37,18 +37,23 @@ where
 {
     fn run(&mut self, conn: &Connection) {
         let Some(work) = self.work.take() else { return };
-        let result = conn.execute_batch("SAVEPOINT job").and_then(|()| {
-            let result = work(conn);
-            let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            conn.execute_batch(end).and(result)
-        });
-        self.result = Some(result);
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            self.result = Some(Err(e.into()));
+            return;
+        }
+        // A job that panics (a bug) fails alone: the thread, and every later write, live on.
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn))) {
+            Ok(result) => result.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow!("the write panicked; it was rolled back")),
+        };
+        let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        self.result = Some(conn.execute_batch(end).map_err(anyhow::Error::from).and(result));
     }
 
     fn settle(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
         let outcome = match (commit, self.result) {
             (Err(e), _) => Err(anyhow!("committing to SQLite: {e}")),
-            (Ok(()), Some(result)) => result.map_err(Into::into),
+            (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(anyhow!("the SQLite writer did not run this write")),
         };
         // The caller may have given up (its deadline passed); the write stands anyway.
@@ -127,5 +132,30 @@ mod tests {
         let stored: i64 =
             Connection::open(&path).unwrap().query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(stored, 490, "every other write committed");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_alone_and_the_writer_lives_on() {
+        let (_dir, writer, path) = writer_with_table();
+        let panicked = writer
+            .write(|c| {
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                if c.is_autocommit() {
+                    return Ok(());
+                }
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(panicked.unwrap_err().to_string().contains("panicked"));
+        writer.write(|c| c.execute("INSERT INTO t VALUES (2)", [])).await.unwrap();
+        let stored: Vec<i64> = Connection::open(&path)
+            .unwrap()
+            .prepare("SELECT v FROM t")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(stored, vec![2], "the panicked write was rolled back, the next one committed");
     }
 }
