@@ -43,6 +43,8 @@ impl Kind {
 
 /// A running server under test, and how its clients say who they are.
 struct Target {
+    /// From spawning the process until it accepted a connection.
+    start_ms: f64,
     port: u16,
     pid: u32,
     /// (handshake query, connect packet) per user.
@@ -73,7 +75,9 @@ fn free_port() -> u16 {
 async fn start(kind: Kind, users: usize, pairs: usize) -> Target {
     if kind == Kind::Confab {
         let (dir, seeded) = seed(users.max(2 * pairs)).await;
+        let spawned = Instant::now();
         let server = Server::start_with(dir, &[]);
+        let start_ms = spawned.elapsed().as_secs_f64() * 1e3;
         let (pid, port) = (server.child.id(), server.port);
         if pinned() {
             let _ = Command::new("taskset").args(["-pc", "0", &pid.to_string()]).stdout(Stdio::null()).status();
@@ -85,7 +89,7 @@ async fn start(kind: Kind, users: usize, pairs: usize) -> Target {
             chats.push(open_chat(&http, &base, &pair[0].1, &pair[1].0).await);
         }
         let hellos = seeded.iter().map(|(_, t)| (String::new(), format!("40{{\"token\":\"{t}\"}}"))).collect();
-        return Target { port, pid, hellos, _confab: Some(server), _node: None, chats };
+        return Target { start_ms, port, pid, hellos, _confab: Some(server), _node: None, chats };
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/node");
     assert!(dir.join("node_modules/socket.io").exists(), "run `npm ci --prefix bench/node` (bench/run.sh does)");
@@ -99,6 +103,7 @@ async fn start(kind: Kind, users: usize, pairs: usize) -> Target {
         c.arg("server.mjs");
         c
     };
+    let spawned = Instant::now();
     let child = command
         .current_dir(&dir)
         .env("PORT", port.to_string())
@@ -107,9 +112,10 @@ async fn start(kind: Kind, users: usize, pairs: usize) -> Target {
         .spawn()
         .expect("node is installed");
     super::wait_for_port(port, "the Node reference server");
+    let start_ms = spawned.elapsed().as_secs_f64() * 1e3;
     let hellos = (0..users.max(2 * pairs)).map(|i| (format!("&userId=user{i}"), "40".to_string())).collect();
     let chats = (0..pairs).map(|i| format!("chat{i}")).collect();
-    Target { port, pid: child.id(), hellos, _confab: None, _node: Some(NodeServer(child)), chats }
+    Target { start_ms, port, pid: child.id(), hellos, _confab: None, _node: Some(NodeServer(child)), chats }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -279,7 +285,21 @@ pub async fn compare() {
         load_average()
     );
     let kinds = [Kind::Confab, Kind::Node, Kind::NodePresence];
-    let mut report = json!({ "pinned": pinned(), "idle": [], "typing": [] });
+    let mut report = json!({ "pinned": pinned(), "startup": [], "idle": [], "typing": [] });
+    println!("  {:<36} {:>16} {:>14}", "start-up (no users)", "to accepting ms", "idle RSS MB");
+    for kind in [Kind::Confab, Kind::Node] {
+        let target = start(kind, 0, 0).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle_mb = rss_kib(target.pid) as f64 / 1024.0;
+        println!("  {:<36} {:>16.0} {:>14.1}", kind.label(), target.start_ms, idle_mb);
+        report["startup"].as_array_mut().unwrap().push(
+            json!({ "server": kind.label(), "start_ms": round(target.start_ms, 1), "idle_rss_mb": round(idle_mb, 1) }),
+        );
+    }
+    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/confab");
+    let binary_mb = std::fs::metadata(&binary).map_or(f64::NAN, |m| m.len() as f64 / 1e6);
+    println!("  confab binary: {binary_mb:.1} MB (all backends, the admin console and the docs included)");
+    report["binary_mb"] = json!(round(binary_mb, 1));
     println!(
         "  {:<36} {:>6} {:>9} {:>8} {:>9} {:>11} {:>13}",
         "idle WebSocket connections", "users", "connect s", "CPU s", "RSS MB", "KB / conn", "RSS after MB"
