@@ -124,6 +124,7 @@ fn init_logging(filter: &str) {
 
 async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let stop = shutdown_signal();
     let app = Application::build(settings).await?;
     let state = app.state();
     let mailer = state.mailer.describe();
@@ -148,7 +149,7 @@ async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
         );
     }
     tracing::info!(mailer = %mailer, ready_in_ms = started.elapsed().as_millis() as u64, "confab ready");
-    app.run(shutdown_signal()).await
+    app.run(stop).await
 }
 
 async fn migrate(settings: confab::config::Settings, apply: bool) -> anyhow::Result<()> {
@@ -170,17 +171,24 @@ async fn migrate(settings: confab::config::Settings, apply: bool) -> anyhow::Res
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers the stop signals at once and returns the future that waits for them.
+/// Registered before "confab ready" is logged: a SIGTERM right after it (a supervisor, a
+/// test) must start a graceful stop, not find the default action and kill the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
