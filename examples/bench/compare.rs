@@ -257,6 +257,7 @@ async fn typing_relay(target: &Target, pairs: usize, seconds: u64) -> Value {
     let span = started.elapsed().as_secs_f64();
     let rate = (delivered.load(Ordering::Relaxed) - before) as f64 / span;
     let cores = (proc_cpu_secs(&pid) - cpu) / span;
+    let rss_mb = rss_kib(target.pid) / 1024;
     senders.iter().for_each(|s| s.abort());
     json!({
         "pairs": pairs,
@@ -264,6 +265,7 @@ async fn typing_relay(target: &Target, pairs: usize, seconds: u64) -> Value {
         "server_cores": round(cores, 2),
         "deliveries_per_core_s": (rate / cores.max(0.01)).round() as u64,
         "load_generator_cores": round((own_cpu_secs() - own) / span, 2),
+        "server_rss_mb": rss_mb,
         "load_average": load_average(),
     })
 }

@@ -121,9 +121,11 @@ pub async fn logins() {
         ms(0.99)
     );
     println!(
-        "  server {:.2} cores, load generator {:.2} cores; load average {}",
+        "  server {:.2} cores, load generator {:.2} cores; server RSS {} (peak {}) after {ok} new users; load average {}",
         (server.cpu_secs() - cpu) / span,
         (own_cpu_secs() - own) / span,
+        server.proc_field("VmRSS:"),
+        server.proc_field("VmHWM:"),
         load_average()
     );
 }

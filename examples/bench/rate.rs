@@ -146,6 +146,11 @@ pub async fn rate() {
         }
     }
     println!("  cores: server and load generator CPU seconds per second; load average {}", load_average());
+    println!(
+        "  server RSS after the last rate {} (peak {}); all {users} users still connected",
+        server.proc_field("VmRSS:"),
+        server.proc_field("VmHWM:")
+    );
     match best {
         Some(rate) => println!("  highest offered rate with p99 ≤ 50 ms and nothing lost: {rate} msg/s"),
         None => println!("  no offered rate held p99 ≤ 50 ms with nothing lost"),
