@@ -190,12 +190,13 @@ pub async fn typing() {
     let target = start(Kind::Confab, 0, pairs).await;
     let row = typing_relay(&target, pairs, seconds).await;
     println!(
-        "  {} deliveries/s; server {} cores ({} per core-second); load generator {} cores; load average {}",
+        "  {} deliveries/s; server {} cores ({} per core-second), RSS {} MB; load generator {} cores; load average {}",
         row["deliveries_per_s"],
         row["server_cores"],
         row["deliveries_per_core_s"],
+        row["server_rss_mb"],
         row["load_generator_cores"],
-        row["load_average"]
+        row["load_average"].as_str().unwrap_or_default()
     );
 }
 
