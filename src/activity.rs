@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
+use poem_openapi::Object;
 
 use crate::domain::now_ms;
 use crate::ports::{BackendResult, Ephemeral};
@@ -56,9 +56,10 @@ const FAILURES_KEPT: usize = 20;
 const COUNTER_TTL: Duration = Duration::from_secs((MINUTES_KEPT as u64 + 5) * 60);
 
 /// A mail the worker could not deliver. The body is never kept: it holds the code.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
 pub struct MailFailure {
+    /// When it failed, ms since the epoch.
     pub at: i64,
     pub to: String,
     pub attempt: u32,
@@ -68,15 +69,16 @@ pub struct MailFailure {
 }
 
 /// One series of the traffic chart: a count per minute, oldest first.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
 pub struct Series {
-    pub name: &'static str,
+    /// `requested`, `mailed`, `verified`, `failed`, `locked`, `rate_limited` or `messages`.
+    pub name: String,
     pub per_minute: Vec<u64>,
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Object, PartialEq, Eq)]
 pub struct Timeline {
     /// The first minute of the series (ms since the epoch).
     pub from: i64,
@@ -159,7 +161,7 @@ async fn timeline_at(store: &dyn Ephemeral, now_minute: i64) -> BackendResult<Ti
         .map(|(kind, minutes)| {
             let per_minute: Vec<u64> =
                 minutes.iter().map(|v| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0)).collect();
-            Series { name: kind.name(), total: per_minute.iter().sum(), per_minute }
+            Series { name: kind.name().to_string(), total: per_minute.iter().sum(), per_minute }
         })
         .collect();
     Ok(Timeline { from: first * 60_000, series })

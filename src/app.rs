@@ -12,6 +12,7 @@ use poem::{EndpointExt, Request, Server};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::{Descriptions, Health, Ports};
 use crate::config::Settings;
 use crate::deadline::Deadline;
 use crate::ephemeral::memory::MemoryEphemeral;
@@ -23,13 +24,13 @@ use crate::media::cloudinary::Cloudinary;
 use crate::media::image::ImageLimits;
 use crate::media::local::LocalMedia;
 use crate::ports::MediaStore;
-use crate::ports::{Connections, Ephemeral, MailQueue, Mailer, Store};
+use crate::ports::{Ephemeral, MailQueue, Mailer, Store};
 use crate::queue::amqp::AmqpQueue;
 use crate::queue::memory::MemoryQueue;
 use crate::realtime::presence::Presence;
 use crate::realtime::Realtime;
 use crate::secrets;
-use crate::services::admin::AdminService;
+use crate::services::admin::{AdminPolicy, AdminService, Instance};
 use crate::services::auth::{AuthService, OtpPolicy};
 use crate::services::chats::ChatService;
 use crate::services::media::MediaService;
@@ -39,7 +40,8 @@ use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
 use crate::telemetry::Telemetry;
 
-/// Everything request handlers need, shared behind one `Arc`.
+/// Everything request handlers need, shared behind one `Arc`. Handlers reach the
+/// backends only through these services.
 pub struct AppState {
     pub settings: Settings,
     pub auth: Arc<AuthService>,
@@ -47,45 +49,14 @@ pub struct AppState {
     pub chats: ChatService,
     pub presence: Arc<Presence>,
     pub media: Arc<MediaService>,
-    pub store: Arc<dyn Store>,
-    pub ephemeral: Arc<dyn Ephemeral>,
-    pub mail_queue: Arc<dyn MailQueue>,
-    pub mailer: Arc<dyn Mailer>,
-    pub connections: Arc<dyn Connections>,
-    pub admin: AdminService,
+    pub admin: Arc<AdminService>,
+    /// Pings every backend, for `/readyz`.
+    pub health: Health,
     /// What this instance counts about itself (metrics, console timeline).
     pub telemetry: Arc<Telemetry>,
     /// Cancelled when shutdown begins, so long-lived responses (the admin console's
     /// live stream) end instead of holding the graceful shutdown to its timeout.
     pub stopping: CancellationToken,
-    /// ms since the epoch.
-    pub started_at: i64,
-    descriptions: Descriptions,
-}
-
-struct Descriptions {
-    store: String,
-    ephemeral: String,
-    mail_queue: String,
-    /// The Socket.IO adapter's Redis connection, checked for readiness when there is one.
-    realtime: Option<(String, crate::realtime::AdapterLink)>,
-}
-
-pub struct BackendCheck {
-    pub name: &'static str,
-    pub backend: String,
-    pub error: Option<String>,
-}
-
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn check<F: Future<Output = anyhow::Result<()>>>(name: &'static str, backend: String, ping: F) -> BackendCheck {
-    let error = match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("{e:#}")),
-        Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
-    };
-    BackendCheck { name, backend, error }
 }
 
 impl AppState {
@@ -109,28 +80,6 @@ impl AppState {
         req.remote_addr().as_socket_addr().map(|a| a.ip())
     }
 
-    pub fn mail_queue_description(&self) -> &str {
-        &self.descriptions.mail_queue
-    }
-
-    pub async fn check_backends(&self) -> Vec<BackendCheck> {
-        let d = &self.descriptions;
-        let media = self.media.store();
-        let realtime = async {
-            let (description, link) = d.realtime.as_ref()?;
-            let ping = async { link.ping().await.map_err(anyhow::Error::from) };
-            Some(check("realtime", description.clone(), ping).await)
-        };
-        let (store, ephemeral, queue, media, realtime) = tokio::join!(
-            check("store", d.store.clone(), self.store.ping()),
-            check("ephemeral", d.ephemeral.clone(), self.ephemeral.ping()),
-            check("mail_queue", d.mail_queue.clone(), self.mail_queue.ping()),
-            check("media", media.describe(), media.ping()),
-            realtime,
-        );
-        [store, ephemeral, queue, media].into_iter().chain(realtime).collect()
-    }
-
     /// The origin clients reach this server at. Only for decisions about the response to
     /// this request (e.g. a `Secure` cookie): it is derived from headers, so never store it.
     pub fn public_base(&self, req: &Request) -> String {
@@ -150,12 +99,12 @@ impl AppState {
 }
 
 /// Keeps the gauges that reflect backend state current for `/metrics`.
-async fn sample_gauges(state: Arc<AppState>) {
+async fn sample_gauges(mail_queue: Arc<dyn MailQueue>, state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tick.tick().await;
-        let depth = state.mail_queue.depth().await.ok();
-        let dead = state.mail_queue.dead_letters().await.ok();
+        let depth = mail_queue.depth().await.ok();
+        let dead = mail_queue.dead_letters().await.ok();
         state.telemetry.sampled(depth, dead, state.presence.online_count());
     }
 }
@@ -182,6 +131,8 @@ pub struct Application {
     acceptor: BoxAcceptor,
     addrs: Vec<SocketAddr>,
     state: Arc<AppState>,
+    ports: Ports,
+    descriptions: Descriptions,
     realtime: Realtime,
 }
 
@@ -235,6 +186,7 @@ impl Application {
             store: store_description,
             ephemeral: ephemeral_description,
             mail_queue: mail_queue_description,
+            mailer: mailer.describe(),
             realtime: None,
         };
 
@@ -276,14 +228,11 @@ impl Application {
             telemetry.clone(),
         ));
         let users = UserService::new(store.clone(), auth.clone());
-        let admin = AdminService::new(
-            ephemeral.clone(),
-            auth.clone(),
-            admin,
-            settings.admin_emails.clone(),
-            Duration::from_secs(config.admin_session_secs),
-            telemetry.clone(),
-        );
+        let admin_policy = AdminPolicy {
+            credential: admin,
+            admin_emails: settings.admin_emails.clone(),
+            session_ttl: Duration::from_secs(config.admin_session_secs),
+        };
 
         let mut addrs = Vec::new();
         let mut acceptor: Option<BoxAcceptor> = None;
@@ -324,6 +273,22 @@ impl Application {
             realtime.link.clone().map(|link| (format!("socket.io adapter, {}", realtime.adapter), link));
         let chats = ChatService::new(store.clone(), realtime.notifier.clone(), media.clone(), telemetry.clone());
         let presence = Arc::new(Presence::default());
+        let ports = Ports {
+            store,
+            ephemeral,
+            mail_queue,
+            mailer,
+            media: media.store().clone(),
+            connections: realtime.connections.clone(),
+        };
+        let health = Health::new(ports.clone(), descriptions.clone());
+        let instance = Instance {
+            name: settings.instance.clone(),
+            started_at: crate::domain::now_ms(),
+            presence: presence.clone(),
+            health: health.clone(),
+        };
+        let admin = Arc::new(AdminService::new(&ports, auth.clone(), admin_policy, instance, telemetry.clone()));
         let state = Arc::new(AppState {
             settings,
             auth,
@@ -331,19 +296,13 @@ impl Application {
             chats,
             presence: presence.clone(),
             media,
-            store,
-            ephemeral,
-            mail_queue,
-            mailer,
-            connections: realtime.connections.clone(),
             admin,
+            health,
             telemetry,
             stopping: CancellationToken::new(),
-            started_at: crate::domain::now_ms(),
-            descriptions,
         });
         realtime.attach(state.clone(), presence);
-        Ok(Self { acceptor, addrs, state, realtime })
+        Ok(Self { acceptor, addrs, state, ports, descriptions, realtime })
     }
 
     pub fn addrs(&self) -> &[SocketAddr] {
@@ -354,30 +313,40 @@ impl Application {
         self.state.clone()
     }
 
+    /// The backends as configured, for start-up messages and for tests that prepare data.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// Which adapter serves each port.
+    pub fn descriptions(&self) -> &Descriptions {
+        &self.descriptions
+    }
+
     /// Serves until `shutdown` completes, then closes Socket.IO sessions (poem's graceful
     /// shutdown does not track upgraded connections), drains in-flight requests and gives
     /// the mail worker a moment to empty the in-process queue.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { acceptor, state, realtime, .. } = self;
+        let Self { acceptor, state, ports, realtime, .. } = self;
         let (socketio, close_sockets) = realtime.into_parts();
         let stop_worker = CancellationToken::new();
         let workers: Vec<JoinHandle<()>> = (0..state.settings.config.mail_workers)
             .map(|_| {
                 tokio::spawn(worker::run(
-                    state.mail_queue.clone(),
-                    state.mailer.clone(),
+                    ports.mail_queue.clone(),
+                    ports.mailer.clone(),
                     RetryPolicy { max_attempts: state.settings.config.mail_max_attempts, ..RetryPolicy::default() },
                     state.telemetry.clone(),
                     stop_worker.clone(),
                 ))
             })
             .collect();
-        let sampler = tokio::spawn(sample_gauges(state.clone()));
+        let sampler = tokio::spawn(sample_gauges(ports.mail_queue.clone(), state.clone()));
         let trimmer = tokio::spawn(release_memory_after_disconnects(state.telemetry.clone()));
         let stop_flusher = CancellationToken::new();
         let flusher = tokio::spawn(crate::activity::flush_every_second(
             state.telemetry.clone(),
-            state.ephemeral.clone(),
+            ports.ephemeral.clone(),
             stop_flusher.clone(),
         ));
         let routes = crate::http::routes(state.clone(), socketio);
@@ -395,7 +364,7 @@ impl Application {
         // Only the in-process queue loses jobs at exit; a broker keeps them.
         let in_process = state.settings.config.amqp_url.is_none();
         let drain_until = tokio::time::Instant::now() + Duration::from_secs(5);
-        while in_process && state.mail_queue.depth().await.unwrap_or(0) > 0 && tokio::time::Instant::now() < drain_until
+        while in_process && ports.mail_queue.depth().await.unwrap_or(0) > 0 && tokio::time::Instant::now() < drain_until
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

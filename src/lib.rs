@@ -2,8 +2,8 @@
 
 pub mod activity;
 pub mod app;
+pub mod backends;
 pub mod config;
-pub mod console;
 pub mod deadline;
 pub mod domain;
 pub mod ephemeral;

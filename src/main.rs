@@ -127,7 +127,7 @@ async fn serve(settings: confab::config::Settings) -> anyhow::Result<()> {
     let stop = shutdown_signal();
     let app = Application::build(settings).await?;
     let state = app.state();
-    let mailer = state.mailer.describe();
+    let mailer = app.descriptions().mailer.clone();
     if state.settings.config.smtp_url.is_none() {
         tracing::warn!("no smtp_url configured: OTP mails are PRINTED TO THIS LOG, not sent. Set CONFAB_SMTP_URL for real delivery.");
     }

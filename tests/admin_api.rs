@@ -96,8 +96,17 @@ async fn bad_session_requests_get_clear_errors() {
         assert!(message.contains("token"), "{message}");
     }
     let raw = app.client.post(app.url("/admin/api/session")).body("not json").send().await.unwrap();
+    expect_error(read(raw).await, 415);
+    let raw = app
+        .client
+        .post(app.url("/admin/api/session"))
+        .header("content-type", "application/json")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     expect_error(read(raw).await, 400);
-    let huge = json!({ "token": "x".repeat(64 * 1024) });
+    let huge = json!({ "token": "x".repeat(300 * 1024) });
     expect_error(open_session(&app, huge).await, 413);
 }
 

@@ -131,7 +131,7 @@ async fn metrics_can_be_switched_off() {
     assert!(app.state.telemetry.render().is_none(), "no metrics recorded");
     let requested = app.state.telemetry.activity();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let timeline = requested.timeline(app.state.ephemeral.as_ref()).await.unwrap();
+    let timeline = requested.timeline(app.ports.ephemeral.as_ref()).await.unwrap();
     let series = timeline.series.iter().find(|s| s.name == "requested").unwrap();
     assert_eq!(series.total, 1, "the console still counts the login");
 }

@@ -93,7 +93,7 @@ async fn tokens_without_a_known_user_or_revoked_are_refused() {
 
     let (user, token) = app.user_with_token("revoked@example.com").await;
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.0, 200);
-    app.state.store.bump_token_version(&user.id).await.unwrap();
+    app.ports.store.bump_token_version(&user.id).await.unwrap();
     let msg = expect_error(app.get("/api/v1/me", Some(&token)).await, 401);
     assert_eq!(msg, "Please Login - token revoked");
 }

@@ -15,7 +15,7 @@ struct Health {
 
 #[derive(Debug, Object)]
 struct BackendStatus {
-    /// `store`, `ephemeral`, `mail_queue` or `mailer`.
+    /// `store`, `ephemeral`, `mail_queue`, `media` or `realtime`.
     name: String,
     /// Which adapter serves this port, e.g. `sqlite (./data/confab.db)`.
     backend: String,
@@ -54,7 +54,7 @@ impl HealthApi {
     /// Readiness: every configured backend is reachable
     #[oai(path = "/readyz", method = "get", tag = "HealthTags::Health")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
-        let checks = state.check_backends().await;
+        let checks = state.health.check().await;
         let backends: Vec<BackendStatus> = checks
             .into_iter()
             .map(|c| BackendStatus { name: c.name.into(), backend: c.backend, ok: c.error.is_none(), error: c.error })

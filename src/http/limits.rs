@@ -7,6 +7,7 @@ use poem::{Body, Endpoint, Middleware, Request, Result};
 
 use super::error::json_response;
 
+#[derive(Clone, Copy)]
 pub struct BodyLimit {
     pub default: usize,
     /// For multipart bodies to `POST /api/v1/message` (image uploads).

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fields;
 pub mod health;
 pub mod limits;
+pub mod ops;
 pub mod users;
 
 use std::sync::Arc;
@@ -22,42 +23,28 @@ use crate::app::AppState;
 use crate::config::CorsOrigins;
 use crate::telemetry::Telemetry;
 
-pub type Apis = (health::HealthApi, users::UsersApi, chats::ChatsApi);
+pub type Apis = (health::HealthApi, users::UsersApi, chats::ChatsApi, admin::AdminApi, ops::OpsApi);
 
-/// The OpenAPI service; also used to generate and check `openapi/openapi.json`.
+/// The whole API as one document; also used to generate and check `openapi/openapi.json`.
+/// Served in two parts (see [`routes`]), since the admin part sits beside the console.
 pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((health::HealthApi, users::UsersApi, chats::ChatsApi), "confab", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Self-hostable chat backend. Log in with `POST /api/v1/login` and `POST /api/v1/verify`, \
+    OpenApiService::new(
+        (health::HealthApi, users::UsersApi, chats::ChatsApi, admin::AdminApi, ops::OpsApi),
+        "confab",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Self-hostable chat backend. Log in with `POST /api/v1/login` and `POST /api/v1/verify`, \
              then send the token as `Authorization: Bearer <token>`. Every error is `{\"message\": …}`. \
-             Real time (Socket.IO at `/socket.io/`): [its events](/asyncapi/), as [AsyncAPI](/asyncapi.json).",
-        )
-        .license("MIT")
+             Real time (Socket.IO at `/socket.io/`): [its events](/asyncapi/), as [AsyncAPI](/asyncapi.json). \
+             The admin console's API is under `/admin/api`, behind an admin session.",
+    )
+    .license("MIT")
 }
 
 /// The generated spec as stable, pretty JSON.
 pub fn spec_json() -> String {
     openapi().spec()
-}
-
-/// Stored images: immutable names, so they may be cached for a year; never a listing.
-fn media_files(root: &std::path::Path) -> impl Endpoint {
-    use poem::http::header;
-    use poem::middleware::SetHeader;
-    poem::endpoint::StaticFilesEndpoint::new(root)
-        .with(
-            SetHeader::new()
-                .overriding(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
-                .overriding(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        )
-        // A path that tries to leave the directory is answered like any missing file,
-        // so probing learns nothing.
-        .after(|res| async move {
-            match res {
-                Err(e) if e.status() == poem::http::StatusCode::FORBIDDEN => Err(poem::error::NotFoundError.into()),
-                other => other,
-            }
-        })
 }
 
 /// A page of the static web client in `web_root`, for paths nothing else answered:
@@ -151,23 +138,6 @@ fn redirect_to_web_port(req: &poem::Request, web_port: u16) -> Option<poem::Resp
     )
 }
 
-/// Prometheus text format; behind `Authorization: Bearer <metrics_token>` when set.
-fn metrics_page(req: &poem::Request, token: Option<&str>, telemetry: &Telemetry) -> poem::Result<poem::Response> {
-    use subtle::ConstantTimeEq;
-    if let Some(expected) = token {
-        let given = credentials::bearer(req.headers());
-        let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())));
-        if !ok {
-            return Err(poem::Error::from_response(error::json_response(
-                poem::http::StatusCode::UNAUTHORIZED,
-                "A valid metrics token is required",
-            )));
-        }
-    }
-    let text = telemetry.render().ok_or(poem::error::NotFoundError)?;
-    Ok(poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
-}
-
 /// Counts every request by method, route template and final status, with its latency.
 async fn observe_http<E: Endpoint>(
     inner: std::sync::Arc<E>,
@@ -191,9 +161,13 @@ pub fn routes(
     state: Arc<AppState>,
     socketio: poem::endpoint::BoxEndpoint<'static, poem::Response>,
 ) -> poem::endpoint::BoxEndpoint<'static, poem::Response> {
-    let api = openapi();
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let documented = openapi();
+    let docs = documented.swagger_ui();
+    let spec = documented.spec_endpoint();
+    let version = env!("CARGO_PKG_VERSION");
+    let api =
+        OpenApiService::new((health::HealthApi, users::UsersApi, chats::ChatsApi, ops::OpsApi), "confab", version);
+    let admin_api = OpenApiService::new(admin::AdminApi, "confab", version);
     let cors = match &state.settings.cors {
         CorsOrigins::Any => Cors::new(),
         CorsOrigins::List(origins) => Cors::new().allow_origins(origins.iter().map(String::as_str)),
@@ -205,32 +179,20 @@ pub fn routes(
         // Room for the image and the other form fields.
         uploads: config.max_image_bytes + 64 * 1024,
     };
-    let mut route = Route::new()
+    let route = Route::new()
         .nest_no_strip("/socket.io", socketio)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/asyncapi.json", asyncapi::document())
         .nest("/asyncapi", asyncapi::page());
-    if config.cloudinary_url.is_none() {
-        route = route.nest("/media", media_files(&config.data_dir.join("media")));
-    }
-    if config.metrics_enabled {
-        let (metrics_token, telemetry) = (config.metrics_token.clone(), state.telemetry.clone());
-        route = route.at(
-            "/metrics",
-            poem::get(poem::endpoint::make(move |req: poem::Request| {
-                let (expected, telemetry) = (metrics_token.clone(), telemetry.clone());
-                async move { metrics_page(&req, expected.as_deref(), &telemetry) }
-            })),
-        );
-    }
     let metrics_enabled = config.metrics_enabled;
     let telemetry = state.telemetry.clone();
     let web_root = config.web_root.clone();
     let web_port = state.settings.web_port;
     let allowed = Arc::new(AllowedMethods::from_spec());
     let routes = route
-        .nest("/admin", admin::routes())
+        .nest_no_strip(admin::API_PREFIX, admin::api(admin_api.with(body_limit)))
+        .nest("/admin", admin::ui())
         .nest("/", api.with(body_limit))
         .around(move |inner, req| {
             let web_root = web_root.clone();

@@ -9,7 +9,6 @@ use socketioxide::extract::SocketRef;
 use super::SocketUser;
 use crate::app::AppState;
 use crate::config::CorsOrigins;
-use crate::domain::ObjectId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
@@ -75,17 +74,11 @@ pub async fn authenticate<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state
         }
         None if state.settings.config.legacy_socket_identity => {
             let raw = legacy_user_id(socket, auth).ok_or(Refused::NoToken)?;
-            let id = ObjectId::parse(&raw).map_err(|e| Refused::Rejected(e.to_string()))?;
-            state
-                .store
-                .user_by_id(&id)
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %format!("{e:#}"), "backend failure: legacy socket handshake");
-                    Refused::Rejected(crate::services::ServiceError::Unavailable(e).to_string())
-                })?
-                .ok_or_else(|| Refused::Rejected("Unknown user".into()))?
-                .id
+            let user = state.users.by_id(&raw).await.map_err(|e| match e {
+                crate::services::ServiceError::NotFound(_) => Refused::Rejected("Unknown user".into()),
+                other => Refused::Rejected(other.logged("legacy socket handshake").to_string()),
+            })?;
+            user.id
         }
         None => return Err(Refused::NoToken),
     };

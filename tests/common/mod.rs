@@ -11,6 +11,7 @@ pub mod web;
 use std::sync::Arc;
 
 use confab::app::{AppState, Application};
+use confab::backends::Ports;
 use confab::config::Config;
 use confab::domain::{default_name_for, Email, User};
 use reqwest::StatusCode;
@@ -24,6 +25,8 @@ pub struct TestApp {
     pub addrs: Vec<std::net::SocketAddr>,
     pub client: reqwest::Client,
     pub state: Arc<AppState>,
+    /// The backends, for tests that prepare or inspect data directly.
+    pub ports: Ports,
     pub data_dir: tempfile::TempDir,
 }
 
@@ -50,8 +53,9 @@ impl TestApp {
         let base = format!("http://{}", app.addrs()[0]);
         let addrs = app.addrs().to_vec();
         let state = app.state();
+        let ports = app.ports().clone();
         tokio::spawn(app.run(std::future::pending()));
-        Self { base, addrs, client: reqwest::Client::new(), state, data_dir }
+        Self { base, addrs, client: reqwest::Client::new(), state, ports, data_dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -78,7 +82,7 @@ impl TestApp {
     /// about the login flow itself.
     pub async fn user_with_token(&self, email: &str) -> (User, String) {
         let email = Email::parse(email).unwrap();
-        let user = self.state.store.find_or_create_user(&email, &default_name_for(&email)).await.unwrap();
+        let user = self.ports.store.find_or_create_user(&email, &default_name_for(&email)).await.unwrap();
         let token = self.state.auth.issue_token(&user);
         (user, token)
     }

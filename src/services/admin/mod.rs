@@ -11,10 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::telemetry::{AdminLogin, Telemetry};
 use sha2::{Digest, Sha256};
 
+mod actions;
+pub mod console;
+
 use super::auth::AuthService;
 use super::{ServiceError, ServiceResult};
+use crate::backends::{Health, Ports};
 use crate::domain::{now_ms, Email};
-use crate::ports::Ephemeral;
+use crate::ports::{Connections, Ephemeral, MailQueue, Store};
+use crate::realtime::presence::Presence;
 use crate::secrets::AdminCredential;
 
 /// Wrong tokens allowed per client address per window before further tries are refused
@@ -36,13 +41,35 @@ pub struct AdminSession {
     pub expires_at: i64,
 }
 
+/// Who may administer this instance, and for how long a console session lasts.
+pub struct AdminPolicy {
+    pub credential: AdminCredential,
+    pub admin_emails: Vec<Email>,
+    pub session_ttl: Duration,
+}
+
+/// What the console reports about: this instance's name and start, and its live state.
+pub struct Instance {
+    pub name: String,
+    /// ms since the epoch.
+    pub started_at: i64,
+    pub presence: Arc<Presence>,
+    pub health: Health,
+}
+
+/// The admin console's rules: sessions, the overview and its live updates, and the
+/// actions (disconnect, revoke, re-queue dead mail).
 pub struct AdminService {
     ephemeral: Arc<dyn Ephemeral>,
+    store: Arc<dyn Store>,
+    connections: Arc<dyn Connections>,
+    mail_queue: Arc<dyn MailQueue>,
     auth: Arc<AuthService>,
     credential: Arc<AdminCredential>,
     admin_emails: Vec<Email>,
     session_ttl: Duration,
     telemetry: Arc<Telemetry>,
+    instance: Instance,
 }
 
 fn session_key(secret: &str) -> String {
@@ -63,14 +90,24 @@ const TOO_MANY: &str = "Too many wrong admin logins from your address; try again
 
 impl AdminService {
     pub fn new(
-        ephemeral: Arc<dyn Ephemeral>,
+        ports: &Ports,
         auth: Arc<AuthService>,
-        credential: AdminCredential,
-        admin_emails: Vec<Email>,
-        session_ttl: Duration,
+        policy: AdminPolicy,
+        instance: Instance,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        Self { ephemeral, auth, credential: Arc::new(credential), admin_emails, session_ttl, telemetry }
+        Self {
+            ephemeral: ports.ephemeral.clone(),
+            store: ports.store.clone(),
+            connections: ports.connections.clone(),
+            mail_queue: ports.mail_queue.clone(),
+            auth,
+            credential: Arc::new(policy.credential),
+            admin_emails: policy.admin_emails,
+            session_ttl: policy.session_ttl,
+            telemetry,
+            instance,
+        }
     }
 
     /// Checks the credential and opens a session; returns its secret and details.
