@@ -199,15 +199,15 @@ impl Application {
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 eprintln!(
                     "\n  confab admin token (shown once, only its hash is stored in {}):\n\n      {token}\n\n  \
-                     Paste it into the admin console at /admin. Lost it? Delete admin_token.argon2 there and restart.\n",
+                     Paste it into the admin console at /admin. Lost it? Run `confab admin-token --reset`.\n",
                     config.data_dir.display()
                 );
             } else {
                 let file = secrets::hand_over_admin_token(&config.data_dir, &token)?;
                 eprintln!(
                     "\n  confab admin token written to {} (readable by this user only; it is in no log).\n  \
-                     Paste it into the admin console at /admin, then delete the file. Lost it? Delete \
-                     admin_token.argon2 there and restart.\n",
+                     Paste it into the admin console at /admin, then delete the file. Lost it? Run \
+                     `confab admin-token --reset`.\n",
                     file.display()
                 );
             }

@@ -35,6 +35,13 @@ enum Command {
     /// Ask the running server's `/healthz` at the configured address; exit 0 when it
     /// answers 200 within 2 s, else 1. For container HEALTHCHECKs: no shell or curl needed.
     Healthcheck,
+    /// Manage the admin console's token.
+    AdminToken {
+        /// Make a new token and print it here (never to a log). The old token and every
+        /// open console session stop working at once, in running servers too.
+        #[arg(long)]
+        reset: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("{e:#}")),
             }
         }
+        Command::AdminToken { reset } => admin_token(&config, reset),
         Command::Migrate { apply } => {
             let settings = match config.validate() {
                 Ok(s) => s,
@@ -89,6 +97,33 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("{e:#}")),
             }
         }
+    }
+}
+
+fn admin_token(config: &Config, reset: bool) -> ExitCode {
+    if config.admin_token.is_some() {
+        return fail("admin_token is set in the configuration: change it there and restart");
+    }
+    if !reset {
+        return fail(
+            "only a hash of the admin token is kept, so it cannot be shown again; \
+             `confab admin-token --reset` makes a new one",
+        );
+    }
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        return fail(format!("creating data_dir {}: {e}", config.data_dir.display()));
+    }
+    match confab::secrets::reset_admin_token(&config.data_dir) {
+        Ok(token) => {
+            println!("{token}");
+            eprintln!(
+                "confab: new admin token above (only its hash is kept in {}). The old token and every open \
+                 console session no longer work.",
+                config.data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("{e:#}")),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -76,21 +76,64 @@ pub fn jwt_secret(data_dir: &Path, configured: Option<&str>) -> anyhow::Result<V
 pub enum AdminCredential {
     /// `admin_token` from config: it lives in the config already, so it is kept in memory.
     Configured(String),
-    Hashed(String),
+    /// The hash file in `data_dir`, read at each use, so `confab admin-token --reset`
+    /// takes effect in a running server at once.
+    Hashed(PathBuf),
 }
 
 impl AdminCredential {
-    pub fn verify(&self, candidate: &str) -> bool {
+    fn current(&self) -> Option<String> {
         match self {
-            Self::Configured(token) => {
+            Self::Configured(token) => Some(token.clone()),
+            Self::Hashed(path) => fs::read_to_string(path).ok().map(|phc| phc.trim().to_string()),
+        }
+    }
+
+    pub fn verify(&self, candidate: &str) -> bool {
+        match (self, self.current()) {
+            (Self::Configured(token), _) => {
                 use subtle::ConstantTimeEq;
                 token.as_bytes().ct_eq(candidate.as_bytes()).into()
             }
-            Self::Hashed(phc) => PasswordHash::new(phc)
+            (Self::Hashed(_), Some(phc)) => PasswordHash::new(&phc)
                 .map(|hash| Argon2::default().verify_password(candidate.as_bytes(), &hash).is_ok())
                 .unwrap_or(false),
+            (Self::Hashed(_), None) => false,
         }
     }
+
+    /// Names the token in force without revealing it: admin sessions remember it, and
+    /// end when it changes (a reset, or a new `admin_token` in the config).
+    pub fn generation(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let current = self.current().unwrap_or_default();
+        hex::encode(&Sha256::digest(format!("confab admin credential\n{current}").as_bytes())[..8])
+    }
+}
+
+fn new_admin_token() -> (String, String) {
+    let token = random_hex(24);
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
+    let hash = Argon2::default().hash_password(token.as_bytes(), &salt).expect("argon2 hashing").to_string();
+    (token, hash)
+}
+
+/// Replaces the admin token: a new one is made and only its hash stored, so the old one
+/// and every open console session stop working, in running servers too. Returns the new
+/// token, for the operator's terminal.
+pub fn reset_admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let (token, hash) = new_admin_token();
+    let path = data_dir.join(ADMIN_HASH_FILE);
+    let staged = data_dir.join(format!(".{ADMIN_HASH_FILE}.{}.tmp", random_hex(8)));
+    create_private(&staged, &hash).with_context(|| format!("writing {}", staged.display()))?;
+    let replaced = fs::rename(&staged, &path).with_context(|| format!("replacing {}", path.display()));
+    if replaced.is_err() {
+        let _ = fs::remove_file(&staged);
+    }
+    replaced?;
+    // A token handed over at first start is no longer the one in force.
+    let _ = fs::remove_file(data_dir.join(FIRST_ADMIN_TOKEN_FILE));
+    Ok(token)
 }
 
 /// Hands a new admin token to the operator without putting it in a log: written to
@@ -113,16 +156,15 @@ pub fn admin_credential(
         return Ok((AdminCredential::Configured(token.to_string()), None));
     }
     let mut token = None;
-    let (hash, created) = read_or_create(&data_dir.join(ADMIN_HASH_FILE), || {
-        let fresh = random_hex(24);
-        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
-        let hash = Argon2::default().hash_password(fresh.as_bytes(), &salt).expect("argon2 hashing").to_string();
+    let path = data_dir.join(ADMIN_HASH_FILE);
+    let (_, created) = read_or_create(&path, || {
+        let (fresh, hash) = new_admin_token();
         token = Some(fresh);
         hash
     })?;
     // Shown only by the process whose hash was kept: another one starting at the same
     // moment made a token too, but lost the race, and its token opens nothing.
-    Ok((AdminCredential::Hashed(hash), token.filter(|_| created)))
+    Ok((AdminCredential::Hashed(path), token.filter(|_| created)))
 }
 
 #[cfg(test)]
@@ -176,5 +218,23 @@ mod tests {
                 .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"));
             assert_eq!(leftovers.count(), 0, "no temporary files left");
         }
+    }
+
+    #[test]
+    fn a_reset_replaces_the_token_for_credentials_already_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, shown) = admin_credential(dir.path(), None).unwrap();
+        let old = shown.unwrap();
+        let generation = loaded.generation();
+        hand_over_admin_token(dir.path(), &old).unwrap();
+        let new = reset_admin_token(dir.path()).unwrap();
+        assert_ne!(old, new);
+        assert!(!loaded.verify(&old), "the old token stops working in a running server");
+        assert!(loaded.verify(&new));
+        assert_ne!(loaded.generation(), generation, "so sessions opened before end");
+        assert!(!dir.path().join(FIRST_ADMIN_TOKEN_FILE).exists(), "the stale hand-over file is gone");
+        let names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     }
 }

@@ -143,6 +143,34 @@ fn embedded_defaults_log_mailer_login_and_clean_shutdown() {
     assert!(again.seen.iter().all(|l| !l.contains("admin token written")));
     assert_eq!(post(port, "/admin/api/session", &admin_login).0, 200, "its hash survived the restart");
     assert!(!std::fs::read_to_string(dir.path().join("data/admin_token.argon2")).unwrap().contains(&admin_token));
+
+    // `confab admin-token --reset` while the server runs: the old token and the session
+    // opened with it stop working there at once; the new token (printed, not logged) works.
+    let (status, opened) = post(port, "/admin/api/session", &admin_login);
+    assert_eq!(status, 200);
+    let old_session = opened["session"].as_str().unwrap().to_string();
+    let show_session = |session: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let url = format!("http://127.0.0.1:{port}/admin/api/session");
+            reqwest::Client::new().get(url).bearer_auth(session).send().await.unwrap().status().as_u16()
+        })
+    };
+    assert_eq!(show_session(&old_session), 200);
+    let refused = confab(dir.path()).arg("admin-token").output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "without --reset it explains, changes nothing");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--reset"));
+    let reset = confab(dir.path()).args(["admin-token", "--reset"]).output().unwrap();
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    let new_token = String::from_utf8(reset.stdout).unwrap().trim().to_string();
+    assert_eq!(new_token.len(), 48);
+    assert_ne!(new_token, admin_token);
+    assert_eq!(show_session(&old_session), 401, "sessions opened before the reset end");
+    assert_eq!(post(port, "/admin/api/session", &admin_login).0, 401, "the old token is refused");
+    let new_login = format!(r#"{{"token":"{new_token}"}}"#);
+    assert_eq!(post(port, "/admin/api/session", &new_login).0, 200, "the new one opens the console");
+    assert!(!dir.path().join("data/admin_token.first").exists(), "the stale hand-over file is removed");
+    assert!(again.seen.iter().all(|l| !l.contains(&new_token)), "the new token is in no log line");
     again.terminate();
 }
 

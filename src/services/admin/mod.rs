@@ -39,6 +39,9 @@ pub struct AdminSession {
     pub who: String,
     /// ms since the epoch.
     pub expires_at: i64,
+    /// The admin credential in force when the session opened; a reset ends the session.
+    #[serde(default)]
+    pub credential: String,
 }
 
 /// Who may administer this instance, and for how long a console session lasts.
@@ -138,7 +141,11 @@ impl AdminService {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes[..]);
         let secret = hex::encode(bytes);
-        let session = AdminSession { who, expires_at: now_ms() + self.session_ttl.as_millis() as i64 };
+        let session = AdminSession {
+            who,
+            expires_at: now_ms() + self.session_ttl.as_millis() as i64,
+            credential: self.credential.generation(),
+        };
         let value = serde_json::to_string(&session).map_err(anyhow::Error::from)?;
         self.ephemeral.set(&session_key(&secret), &value, self.session_ttl).await?;
         tracing::info!(who = %session.who, "admin console session opened");
@@ -177,7 +184,8 @@ impl AdminService {
         }
         let Some(raw) = self.ephemeral.get(&session_key(secret)).await? else { return Ok(None) };
         let session: Option<AdminSession> = serde_json::from_str(&raw).ok();
-        Ok(session.filter(|s| s.expires_at > now_ms()))
+        let generation = self.credential.generation();
+        Ok(session.filter(|s| s.expires_at > now_ms() && s.credential == generation))
     }
 
     pub async fn close_session(&self, secret: &str) -> ServiceResult<()> {
