@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod app;
 pub mod backends;
+pub mod backup;
 pub mod config;
 pub mod deadline;
 pub mod domain;

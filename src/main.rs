@@ -35,6 +35,12 @@ enum Command {
     /// Ask the running server's `/healthz` at the configured address; exit 0 when it
     /// answers 200 within 2 s, else 1. For container HEALTHCHECKs: no shell or curl needed.
     Healthcheck,
+    /// Write a consistent backup of the embedded store (SQLite, stored images, secrets)
+    /// to FILE, while the server keeps running. The file holds secrets: keep it safe.
+    Backup { file: PathBuf },
+    /// Unpack a backup made by `confab backup` into the configured data_dir, which must
+    /// not hold a store yet. Start confab afterwards.
+    Restore { file: PathBuf },
     /// Manage the admin console's token.
     AdminToken {
         /// Make a new token and print it here (never to a log). The old token and every
@@ -74,6 +80,14 @@ fn main() -> ExitCode {
             }
         }
         Command::AdminToken { reset } => admin_token(&config, reset),
+        Command::Backup { file } => backup(&config, &file),
+        Command::Restore { file } => match confab::backup::restore(&file, &config.data_dir) {
+            Ok(summary) => {
+                println!("restored {} into {}: {summary}", file.display(), config.data_dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("{e:#}")),
+        },
         Command::Migrate { apply } => {
             let settings = match config.validate() {
                 Ok(s) => s,
@@ -97,6 +111,23 @@ fn main() -> ExitCode {
                 Err(e) => fail(format!("{e:#}")),
             }
         }
+    }
+}
+
+fn backup(config: &Config, file: &std::path::Path) -> ExitCode {
+    if config.mongo_uri.is_some() {
+        return fail(
+            "the store is MongoDB: back it up with mongodump, and the media directory (or Cloudinary) beside it; \
+             see the README's Backup section",
+        );
+    }
+    let started = std::time::Instant::now();
+    match confab::backup::create(&config.data_dir, file) {
+        Ok(summary) => {
+            println!("wrote {} in {:.1} s: {summary}", file.display(), started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("{e:#}")),
     }
 }
 
