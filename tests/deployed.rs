@@ -91,6 +91,8 @@ async fn exercise(base: &str, smtp: &SmtpSink, restart: impl FnOnce()) -> String
     ];
     let delivered = run_scenario("deployed.mjs", &env, Duration::from_secs(40)).await;
     restart();
+    // A new client: the old one's pooled connections died with the process.
+    let client = reqwest::Client::new();
     let history = client.get(format!("{base}/api/v1/message/{chat}")).bearer_auth(&token_a).send().await.unwrap();
     assert_eq!(history.status(), 200, "the token issued before the restart still works");
     let history: Value = history.json().await.unwrap();
