@@ -56,10 +56,42 @@ impl Drop for Container {
     }
 }
 
-async fn login(client: &reqwest::Client, base: &str, smtp: &SmtpSink, email: &str) -> Value {
+/// Where a deployment's mail arrives: a sink the test runs, or a Maildir a container
+/// writes to.
+enum Mail<'a> {
+    Sink(&'a SmtpSink),
+    Maildir(&'a std::path::Path),
+}
+
+impl Mail<'_> {
+    fn mails(&self) -> Vec<String> {
+        match self {
+            Mail::Sink(sink) => sink.mails(),
+            Mail::Maildir(dir) => std::fs::read_dir(dir.join("box/new"))
+                .map(|entries| entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn otp(&self, to: &str) -> String {
+        let header = format!("To: {to}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mails = self.mails();
+            let mine = mails.iter().filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&header)));
+            if let Some(otp) = mine.filter_map(|m| common::smtp::otp_in(m)).next_back() {
+                return otp;
+            }
+            assert!(Instant::now() < deadline, "no code mailed to {to}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str, mail: &Mail<'_>, email: &str) -> Value {
     let resp = client.post(format!("{base}/api/v1/login")).json(&json!({ "email": email })).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let otp = smtp.wait_for_otp_within(email, Duration::from_secs(20)).await;
+    let otp = mail.otp(email).await;
     let resp =
         client.post(format!("{base}/api/v1/verify")).json(&json!({ "email": email, "otp": otp })).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -69,10 +101,10 @@ async fn login(client: &reqwest::Client, base: &str, smtp: &SmtpSink, email: &st
 /// What a new user does against a deployed confab at `base`: two logins by mailed code,
 /// a chat, one message to the other's Socket.IO client; then `restart` and the message
 /// and tokens must still be there. Returns a line of figures.
-async fn exercise(base: &str, smtp: &SmtpSink, restart: impl FnOnce()) -> String {
+async fn exercise(base: &str, mail: &Mail<'_>, restart: impl FnOnce()) -> String {
     let client = reqwest::Client::new();
-    let alice = login(&client, base, smtp, "alice@example.com").await;
-    let bob = login(&client, base, smtp, "bob@example.com").await;
+    let alice = login(&client, base, mail, "alice@example.com").await;
+    let bob = login(&client, base, mail, "bob@example.com").await;
     let token_a = alice["token"].as_str().unwrap().to_string();
     let resp = client
         .post(format!("{base}/api/v1/chat/new"))
@@ -102,17 +134,19 @@ async fn exercise(base: &str, smtp: &SmtpSink, restart: impl FnOnce()) -> String
         "message delivered over {} in {} ms; {} mails through SMTP; data and tokens kept across the restart",
         delivered["transport"],
         delivered["ms"],
-        smtp.mails().len()
+        mail.mails().len()
     )
 }
 
 async fn wait_http(url: &str, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < limit, "{url} did not answer 200 within {limit:?}");
+        let last = match reqwest::get(url).await {
+            Ok(r) if r.status() == 200 => return started.elapsed(),
+            Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+            Err(e) => e.to_string(),
+        };
+        assert!(started.elapsed() < limit, "{url} did not answer 200 within {limit:?}; last: {last}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -143,7 +177,7 @@ async fn the_container_image_serves_logs_in_delivers_and_keeps_its_data() {
     assert!(ok, "podman run: {out}");
     let healthy_in = wait_healthy(&container.name, Duration::from_secs(30));
     let mut healthy_again = Duration::ZERO;
-    let figures = exercise(&base, &smtp, || {
+    let figures = exercise(&base, &Mail::Sink(&smtp), || {
         let (ok, out) = podman(&["restart", "-t", "10", &container.name]);
         assert!(ok, "podman restart: {out}");
         healthy_again = wait_healthy(&container.name, Duration::from_secs(30));
@@ -218,7 +252,7 @@ async fn the_debian_package_runs_sandboxed_under_systemd() {
     let (_, inside) = exec(&["nsenter", "-t", &pid, "-m", "ls", "/home"]);
     assert!(outside.contains("someone") && !inside.contains("someone"), "ProtectHome hides /home: {inside}");
     let mut restarted_in = Duration::ZERO;
-    let figures = exercise(&base, &smtp, || {
+    let figures = exercise(&base, &Mail::Sink(&smtp), || {
         let started = Instant::now();
         let (ok, out) = exec(&["systemctl", "restart", "confab"]);
         assert!(ok, "systemctl restart: {out}");
@@ -233,4 +267,69 @@ async fn the_debian_package_runs_sandboxed_under_systemd() {
     println!(
         "systemd: unit active {up_in:?} after boot, as user {user:?}, exposure {exposure}; restart {restarted_in:?}; {figures}"
     );
+}
+
+/// The two-instance stack of packaging/compose (nginx, Redis, RabbitMQ, a mail catcher)
+/// on images made from Debian packages (packaging/container/compose.local.yaml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the images: run bash packaging/container/test.sh"]
+async fn the_compose_stack_comes_up_and_serves_behind_its_load_balancer() {
+    let compose = std::env::var("CONFAB_COMPOSE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| common::cached_tool("podman-compose", "podman-compose"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let maildir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(maildir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(&compose)
+            .args(["-f", "compose.yaml", "-f"])
+            .arg(root.join("packaging/container/compose.local.yaml"))
+            .args(args)
+            .current_dir(root.join("packaging/compose"))
+            .env("CONFAB_COMPOSE_MAILDIR", maildir.path())
+            .output()
+            .expect("podman-compose runs");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    struct Down<F: Fn(&[&str]) -> (bool, String)>(F);
+    impl<F: Fn(&[&str]) -> (bool, String)> Drop for Down<F> {
+        fn drop(&mut self) {
+            (self.0)(&["down", "-v", "-t", "2"]);
+        }
+    }
+    let stack = Down(run);
+    let (ok, out) = (stack.0)(&["up", "-d"]);
+    assert!(ok, "podman-compose up: {out}");
+    let base = "http://127.0.0.1:8080";
+    let started = Instant::now();
+    loop {
+        let ready = reqwest::get(format!("{base}/readyz")).await;
+        if let Ok(resp) = ready {
+            let body: Value = resp.json().await.unwrap_or_default();
+            if body["ready"] == true {
+                let names: Vec<&str> =
+                    body["backends"].as_array().unwrap().iter().filter_map(|b| b["backend"].as_str()).collect();
+                assert!(names.iter().any(|b| b.starts_with("redis")), "{names:?}");
+                assert!(names.iter().any(|b| b.starts_with("rabbitmq")), "{names:?}");
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "the stack was not ready through nginx within 90 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ready_in = started.elapsed();
+    let figures = exercise(base, &Mail::Maildir(maildir.path()), || {
+        // nginx resolves its upstreams once, at start, and restarted instances may get
+        // new addresses: it is restarted after them.
+        let (ok, out) = (stack.0)(&["restart", "confab-a", "confab-b", "lb"]);
+        assert!(ok, "restarting both instances and the balancer: {out}");
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| rt.block_on(wait_http(&format!("{base}/readyz"), Duration::from_secs(60))));
+    })
+    .await;
+    println!("compose: ready through nginx {ready_in:?} after up (Redis and RabbitMQ from Debian packages); {figures}");
 }

@@ -5,9 +5,11 @@
 #   2. builds the real multi-stage Containerfile with them (elsewhere the same file
 #      builds from the official images: podman build -t confab .);
 #   3. builds the Debian package (cargo deb) and installs it in a systemd container;
-#   4. runs tests/deployed.rs: the image with a volume (healthcheck, OTP login through
-#      SMTP, a Socket.IO message, restart, data kept), and the package's unit under a
-#      real systemd (same checks, and its sandbox really applied).
+#   4. builds Redis, RabbitMQ, nginx and an SMTP sink from Debian packages;
+#   5. runs tests/deployed.rs: the image with a volume (healthcheck, OTP login through
+#      SMTP, a Socket.IO message, restart, data kept), the package's unit under a real
+#      systemd (same checks, and its sandbox really applied), and the two-instance
+#      compose stack (packaging/compose) on those images.
 # podman settings for these VMs come from packaging/container/containers.conf.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,6 +62,20 @@ cp "$deb" "$deb_dir/confab.deb"
 say "installing it under systemd in a container"
 podman build --format docker -f packaging/container/systemd.Containerfile -t localhost/confab-systemd:test "$deb_dir"
 
+say "building the compose stack's backends from Debian packages"
+for target in redis rabbitmq nginx smtp; do
+  podman build --format docker --target "$target" -f packaging/container/backends.Containerfile \
+    -t "localhost/confab-$target:test" packaging/container
+done
+# Containers on one compose network find each other by name through this CNI plugin.
+if [ ! -e /usr/lib/cni/dnsname ]; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    golang-github-containernetworking-plugin-dnsname
+fi
+
 say "running the deployed checks"
 npm ci --prefix tests/js --no-audit --no-fund >/dev/null
+compose_bin="$cache/podman-compose/bin/podman-compose"
+[ -x "$compose_bin" ] || { python3 -m venv "$cache/podman-compose" && "$cache/podman-compose/bin/pip" install -q podman-compose==1.6.0; }
+export CONFAB_COMPOSE="$compose_bin"
 cargo test --test deployed -- --ignored --nocapture --test-threads 1
