@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=packaging/lib.sh
+. packaging/lib.sh
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
   local port=$1 what=$2 tries=${3:-120}
@@ -73,15 +73,6 @@ if [ -z "${CONFAB_TEST_MONGO_URI:-}" ] && ! port_open 27017; then
 fi
 
 # Python tools, pinned, each in its own cached virtualenv.
-pinned_tool() { # name version command
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/confab-tests/$1"
-  if [ "$("$venv/bin/pip" show "$1" 2>/dev/null | sed -n 's/^Version: //p')" != "$2" ] || [ ! -x "$venv/bin/$3" ]; then
-    say "installing $1 $2 into $venv"
-    rm -rf "$venv"
-    /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$1==$2"
-  fi
-}
 # schemathesis for the OpenAPI conformance test (tests/schemathesis.rs); podman-compose
 # to validate the compose file (tests/packaging.rs; Debian's 1.0.3 has no `config`).
 pinned_tool schemathesis 4.32.5 schemathesis

@@ -6,7 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use r2d2_sqlite::rusqlite::{Connection, OpenFlags};
@@ -176,7 +176,6 @@ fn allowed(name: &Path) -> bool {
 
 /// Unpacks a backup into `data_dir`, which must hold no store, secrets or media yet.
 pub fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<Summary> {
-    let started = Instant::now();
     fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let existing = in_the_way(data_dir);
     if !existing.is_empty() {
@@ -214,6 +213,5 @@ pub fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<Summary> {
     let mut summary = counts(&db)?;
     summary.media_files = media_files;
     summary.bytes = fs::metadata(file)?.len();
-    tracing::debug!(elapsed = ?started.elapsed(), "restored");
     Ok(summary)
 }

@@ -196,6 +196,18 @@ async fn the_container_image_serves_logs_in_delivers_and_keeps_its_data() {
 #[ignore = "needs the image: run bash packaging/container/test.sh"]
 async fn the_debian_package_runs_sandboxed_under_systemd() {
     let image = std::env::var("CONFAB_SYSTEMD_IMAGE").unwrap_or_else(|_| "localhost/confab-systemd:test".into());
+    // What the package installed, before this test mounts its own config over it: the
+    // example config readable by the service's group only, and the system user.
+    let (ok, installed) = podman(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "stat -c '%a %U:%G' /etc/confab/confab.toml && getent passwd confab | cut -d: -f6,7",
+    ]);
+    assert!(ok, "{installed}");
+    assert_eq!(installed, "640 root:confab\n/var/lib/confab:/usr/sbin/nologin", "as the README says");
     let smtp = SmtpSink::start();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -274,9 +286,7 @@ async fn the_debian_package_runs_sandboxed_under_systemd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the images: run bash packaging/container/test.sh"]
 async fn the_compose_stack_comes_up_and_serves_behind_its_load_balancer() {
-    let compose = std::env::var("CONFAB_COMPOSE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| common::cached_tool("podman-compose", "podman-compose"));
+    let compose = common::cached_tool("podman-compose", "podman-compose");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let maildir = tempfile::tempdir().unwrap();
     {

@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=packaging/lib.sh
+. packaging/lib.sh
 export CONTAINERS_CONF="$PWD/packaging/container/containers.conf"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/confab-tests"
 mkdir -p "$cache"
@@ -75,7 +75,5 @@ fi
 
 say "running the deployed checks"
 npm ci --prefix tests/js --no-audit --no-fund >/dev/null
-compose_bin="$cache/podman-compose/bin/podman-compose"
-[ -x "$compose_bin" ] || { python3 -m venv "$cache/podman-compose" && "$cache/podman-compose/bin/pip" install -q podman-compose==1.6.0; }
-export CONFAB_COMPOSE="$compose_bin"
+pinned_tool podman-compose 1.6.0 podman-compose
 cargo test --test deployed -- --ignored --nocapture --test-threads 1
