@@ -12,6 +12,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub socket_connections: IntGauge,
     pub socket_events: IntCounterVec,
+    /// `socket_events` for each client event, resolved once: a typing relay counts every
+    /// event, and a label lookup hashes and locks.
+    socket_event_counts: [IntCounter; crate::realtime::contract::CLIENT_EVENTS.len()],
     pub messages_stored: IntCounterVec,
     pub messages_delivered: IntCounter,
     pub broadcast_failures: IntCounterVec,
@@ -59,6 +62,8 @@ impl Metrics {
             IntCounter::new("confab_messages_delivered_total", "newMessage events pushed to sockets")
                 .expect("valid metric");
         registry.register(Box::new(messages_delivered.clone())).expect("unique metric");
+        let socket_events =
+            counter(&registry, "confab_socket_events_total", "Socket.IO events received from clients", &["event"]);
         Self {
             http_requests: counter(
                 &registry,
@@ -74,12 +79,9 @@ impl Metrics {
                 latency.clone(),
             ),
             socket_connections: gauge(&registry, "confab_socket_connections", "Open Socket.IO connections"),
-            socket_events: counter(
-                &registry,
-                "confab_socket_events_total",
-                "Socket.IO events received from clients",
-                &["event"],
-            ),
+            socket_event_counts: crate::realtime::contract::CLIENT_EVENTS
+                .map(|event| socket_events.with_label_values(&[event])),
+            socket_events,
             messages_stored: counter(&registry, "confab_messages_stored_total", "Messages stored", &["type"]),
             messages_delivered,
             broadcast_failures: counter(
@@ -130,10 +132,15 @@ impl Metrics {
         for kind in ["text", "image"] {
             self.messages_stored.with_label_values(&[kind]);
         }
-        for event in crate::realtime::contract::CLIENT_EVENTS {
-            self.socket_events.with_label_values(&[event]);
-        }
         self
+    }
+
+    pub fn count_socket_event(&self, event: &str) {
+        let known = crate::realtime::contract::CLIENT_EVENTS.iter().position(|e| *e == event);
+        match known {
+            Some(i) => self.socket_event_counts[i].inc(),
+            None => self.socket_events.with_label_values(&[event]).inc(),
+        }
     }
 
     pub fn render(&self) -> String {

@@ -151,7 +151,7 @@ impl Telemetry {
 
     pub fn socket_event(&self, event: &str) {
         if let Some(m) = self.metrics() {
-            m.socket_events.with_label_values(&[event]).inc();
+            m.count_socket_event(event);
         }
     }
 

@@ -27,6 +27,13 @@ async fn two_users_and_chats(app: &TestApp) -> (String, String, Vec<String>) {
     (viewer, sender, chats)
 }
 
+async fn join_chat(sockets: [&mut RawSocket; 2], chat: &str) {
+    for s in sockets {
+        let ack = s.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(5)).await;
+        assert_eq!(ack.map(|a| a["ok"].clone()), Some(json!(true)));
+    }
+}
+
 /// Join then leave at once, 50 times: the socket must end outside the room every time,
 /// so the next message is not marked seen by a reader who has left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +58,7 @@ async fn join_then_leave_at_once_leaves_the_room() {
     assert_eq!(falsely_seen, 0, "messages stored as seen after the reader left, out of 50");
 }
 
-/// 500 typing/stopTyping pairs from one socket reach the other member in that order.
+/// 3,000 typing/stopTyping pairs from one socket, in one burst, reach the other member in that order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_indicators_arrive_in_the_order_they_were_sent() {
     let app = TestApp::spawn().await;
@@ -59,11 +66,8 @@ async fn typing_indicators_arrive_in_the_order_they_were_sent() {
     let chat = &chats[0];
     let mut typist = RawSocket::connect(&app.base, &sender).await;
     let mut watcher = RawSocket::connect(&app.base, &viewer).await;
-    for s in [&mut typist, &mut watcher] {
-        let ack = s.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(5)).await;
-        assert_eq!(ack.map(|a| a["ok"].clone()), Some(json!(true)));
-    }
-    const PAIRS: usize = 500;
+    join_chat([&mut typist, &mut watcher], chat).await;
+    const PAIRS: usize = 3000;
     for _ in 0..PAIRS {
         typist.emit("typing", &json!({ "chatId": chat })).await;
         typist.emit("stopTyping", &json!({ "chatId": chat })).await;
@@ -80,6 +84,35 @@ async fn typing_indicators_arrive_in_the_order_they_were_sent() {
     let swapped =
         received.chunks(2).filter(|pair| pair != &["userTyping".to_string(), "userStoppedTyping".to_string()]).count();
     assert_eq!(swapped, 0, "pairs relayed out of order, of {PAIRS}");
+}
+
+/// A member who stops reading fills the send buffer the server keeps for them. The
+/// typist's events must not queue behind that: after one bounded wait, indicators to the
+/// stalled member are dropped at once (and counted), and the typist's next event is
+/// answered. Waiting for each of them instead would take hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_stops_reading_does_not_stall_the_typist() {
+    let app = TestApp::spawn().await;
+    let (viewer, sender, chats) = two_users_and_chats(&app).await;
+    let chat = &chats[0];
+    let mut typist = RawSocket::connect(&app.base, &sender).await;
+    let mut stalled = RawSocket::connect_with_receive_buffer(&app.base, &viewer, 4096).await;
+    join_chat([&mut typist, &mut stalled], chat).await;
+    // Enough to fill the kernel's buffers for the stalled connection (megabytes) and
+    // then socketioxide's 128 packets.
+    const INDICATORS: usize = 60_000;
+    for _ in 0..INDICATORS {
+        typist.emit("typing", &json!({ "chatId": chat })).await;
+    }
+    let ack = typist.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(60)).await;
+    assert_eq!(ack.map(|a| a["ok"].clone()), Some(json!(true)), "the typist's next event is answered");
+    let metrics = app.state.telemetry.render().expect("metrics on");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("confab_realtime_broadcast_failures_total{event=\"userTyping\"} "))
+        .map_or(0.0, |n| n.parse().unwrap());
+    assert!(dropped >= 1_000.0, "indicators dropped for the stalled member: {dropped} of {INDICATORS}");
+    drop(stalled);
 }
 
 /// A second tab of a user already online changes nothing in the list, yet gets it; the

@@ -19,6 +19,7 @@ use super::online_list::WantsDeltas;
 use super::ordered::{InOrder, Turn};
 use super::presence::Presence;
 use super::rooms::{at_room, user_room, viewing_room, PRESENCE_DELTA_ROOM, PRESENCE_LIST_ROOM};
+use super::typing::{JoinedChats, TypingRelay};
 use super::SocketUser;
 use crate::app::AppState;
 use crate::domain::ObjectId;
@@ -64,6 +65,9 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
                 match state.chats.member_chat(&user, chat_id).await {
                     Ok(chat) => {
                         socket.join([chat.id.to_hex(), viewing_room(&chat.id, &user)]);
+                        if let Some(joined) = socket.extensions.get::<Arc<JoinedChats>>() {
+                            joined.joined(chat.id);
+                        }
                         reply(ack, true, "joined");
                     }
                     Err(e) => {
@@ -84,27 +88,19 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
                 telemetry.socket_event(LEAVE_CHAT);
                 if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
                     socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
+                    if let Some(joined) = socket.extensions.get::<Arc<JoinedChats>>() {
+                        joined.left(&chat);
+                    }
                 }
             }
         }
     });
+    let joined = Arc::new(JoinedChats::default());
+    socket.extensions.insert(joined.clone());
+    let user_hex: Arc<str> = user.to_hex().into();
     for (event, relayed) in [(TYPING, USER_TYPING), (STOP_TYPING, USER_STOPPED_TYPING)] {
         let telemetry = state.telemetry.clone();
-        socket.on(event, move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
-            let telemetry = telemetry.clone();
-            async move {
-                let _done = turn.wait().await;
-                telemetry.socket_event(event);
-                let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) else { return };
-                let room = chat.to_hex();
-                // Only members joined to the chat can relay; the user id is the verified one.
-                if !socket.rooms().iter().any(|r| *r == room) {
-                    return;
-                }
-                let payload = json!({ "chatId": room, "userId": user.to_hex() });
-                let _ = socket.to(room).emit(relayed, &payload).await;
-            }
-        });
+        socket.on(event, TypingRelay { event, relayed, user_hex: user_hex.clone(), telemetry });
     }
     socket.on_disconnect({
         let (presence, telemetry) = (presence.clone(), state.telemetry.clone());
@@ -143,7 +139,7 @@ pub fn admitted<A: Adapter>(socket: &SocketRef<A>, state: &AppState, presence: &
 
 /// A chat id from `joinChat`'s payload: a bare string as the original's client sends, or
 /// `{chatId}` as some clones do.
-fn chat_id_in(payload: &Value) -> Option<&str> {
+pub(super) fn chat_id_in(payload: &Value) -> Option<&str> {
     payload.as_str().or_else(|| payload.get("chatId").and_then(Value::as_str))
 }
 

@@ -16,6 +16,7 @@ mod ordered;
 pub mod presence;
 mod redis_driver;
 mod rooms;
+mod typing;
 
 use std::sync::Arc;
 use std::time::Duration;

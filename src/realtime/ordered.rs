@@ -6,24 +6,28 @@
 //! [`Turn`] extractor takes a ticket while socketioxide dispatches the event (extractors
 //! run synchronously, in arrival order); the handler then waits for its turn, which
 //! comes when every earlier event of the socket is done. A socket with no events in
-//! flight costs two counters: no task or queue per connection.
+//! flight costs two counters and an empty list: no task or queue per connection.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use socketioxide::adapter::Adapter;
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 use socketioxide_core::Value;
-use tokio::sync::Notify;
 
 /// A socket's event counters; kept in its extensions.
 #[derive(Default)]
 pub struct InOrder {
     issued: AtomicU64,
     finished: AtomicU64,
-    turn_changed: Notify,
+    /// Events waiting for their turn, by ticket. Only the next one is woken when an
+    /// event finishes: a burst of N queued events costs N wake-ups, not N².
+    waiting: Mutex<Vec<(u64, Waker)>>,
 }
 
 impl InOrder {
@@ -32,20 +36,61 @@ impl InOrder {
         Turn { order: self.clone(), ticket, claimed: false }
     }
 
-    async fn wait_for(&self, ticket: u64) {
-        loop {
-            // Registered before the check, so a finish in between still wakes it.
-            let changed = self.turn_changed.notified();
-            if self.finished.load(Ordering::Acquire) == ticket {
-                return;
-            }
-            changed.await;
-        }
+    fn wait_for(&self, ticket: u64) -> WaitForTurn<'_> {
+        WaitForTurn { order: self, ticket, registered: false }
     }
 
     fn finish(&self) {
-        self.finished.fetch_add(1, Ordering::AcqRel);
-        self.turn_changed.notify_waiters();
+        let next = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
+        let waker = {
+            let mut waiting = self.waiting.lock().expect("turn lock");
+            waiting.iter().position(|(t, _)| *t == next).map(|i| waiting.swap_remove(i).1)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+struct WaitForTurn<'a> {
+    order: &'a InOrder,
+    ticket: u64,
+    registered: bool,
+}
+
+impl Future for WaitForTurn<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let (order, ticket) = (self.order, self.ticket);
+        if order.finished.load(Ordering::Acquire) == ticket {
+            return Poll::Ready(());
+        }
+        let mut waiting = order.waiting.lock().expect("turn lock");
+        // Checked again under the lock: `finish` counts first and then looks for the
+        // waker under it, so either it finds this one or this sees its count.
+        if order.finished.load(Ordering::Acquire) == ticket {
+            waiting.retain(|(t, _)| *t != ticket);
+            return Poll::Ready(());
+        }
+        match waiting.iter_mut().find(|(t, _)| *t == ticket) {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => waiting.push((ticket, cx.waker().clone())),
+        }
+        drop(waiting);
+        self.registered = true;
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitForTurn<'_> {
+    fn drop(&mut self) {
+        if !self.registered {
+            return;
+        }
+        if let Ok(mut waiting) = self.order.waiting.lock() {
+            waiting.retain(|(t, _)| *t != self.ticket);
+        }
     }
 }
 
@@ -57,6 +102,15 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// The turn at once when every earlier event is already done, else the turn back.
+    pub fn now(mut self) -> Result<Done, Turn> {
+        if self.order.finished.load(Ordering::Acquire) != self.ticket {
+            return Err(self);
+        }
+        self.claimed = true;
+        Ok(Done(self.order.clone()))
+    }
+
     /// Waits until every earlier event is done; the event counts as done when the
     /// returned guard is dropped.
     pub async fn wait(mut self) -> Done {

@@ -24,6 +24,23 @@ impl RawSocket {
     pub async fn connect_with(base: &str, auth: &Value) -> Self {
         let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket handshake");
+        Self::join(ws, auth).await
+    }
+
+    /// Connects over a TCP connection whose receive buffer is `bytes`, for a client that
+    /// stops reading: what the server sends it then backs up after a few kilobytes.
+    pub async fn connect_with_receive_buffer(base: &str, token: &str, bytes: u32) -> Self {
+        let addr = base.trim_start_matches("http://").parse().expect("base is http://ip:port");
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(bytes).unwrap();
+        let stream = tcp.connect(addr).await.expect("tcp connect");
+        let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replace("http://", "ws://"));
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (ws, _) = tokio_tungstenite::client_async(url, stream).await.expect("websocket handshake");
+        Self::join(ws, &serde_json::json!({ "token": token })).await
+    }
+
+    async fn join(ws: Ws, auth: &Value) -> Self {
         let mut socket = Self { ws, next_ack: 0 };
         let open = socket.next_frame(Duration::from_secs(5)).await.expect("open packet");
         assert!(open.starts_with('0'), "{open}");
