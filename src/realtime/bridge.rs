@@ -119,14 +119,22 @@ impl<A: Adapter> Endpoint for SocketIoEndpoint<A> {
 // The engine keeps the request that opened a session (its headers and URI) for the
 // session's life. hyper parses them as slices of the connection's read buffer, so
 // keeping them as they are keeps that whole buffer, 16 KB, alive per socket: at 1,000
-// idle sockets, a third of the heap. Copies hold only the bytes they need.
+// idle sockets, a third of the heap. Copies hold only the bytes they need, and only the
+// headers something reads: the credentials and origin checks of the handshake
+// (realtime/identity.rs) and the engine's parsing of a polling body. A browser sends a
+// dozen more (user agent, languages, WebSocket extensions, ...), about 1 KB per socket.
+const HEADERS_KEPT: [header::HeaderName; 5] =
+    [header::AUTHORIZATION, header::COOKIE, header::ORIGIN, header::HOST, header::CONTENT_TYPE];
 
 fn detached_headers(headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut copy = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let mut detached = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""));
-        detached.set_sensitive(value.is_sensitive());
-        copy.append(name.clone(), detached);
+    let mut copy = http::HeaderMap::new();
+    for name in &HEADERS_KEPT {
+        for value in headers.get_all(name) {
+            let mut detached =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""));
+            detached.set_sensitive(value.is_sensitive());
+            copy.append(name.clone(), detached);
+        }
     }
     copy
 }
