@@ -60,6 +60,8 @@ async fn outage(kind: &str) {
     let (_, chat) = app.post("/api/v1/chat/new", json!({ "otherUserId": bob.id.to_hex() }), Some(&alice)).await;
     let chat = chat["chatId"].as_str().unwrap().to_string();
     let mut old_socket = RawSocket::connect(&app.base, &bob_token).await;
+    let ack = old_socket.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(5)).await;
+    assert_eq!(ack.map(|a| a["ok"].clone()), Some(json!(true)));
     let (status, _, _) = post(&app, &alice, &chat, "before").await;
     assert_eq!(status, 201);
     assert!(old_socket.wait_for("newMessage", Duration::from_secs(3), |m| m["text"] == "before").await.is_some());
@@ -90,6 +92,19 @@ async fn outage(kind: &str) {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["message"], "Service temporarily unavailable, please retry");
     assert!(started.elapsed() < Duration::from_millis(2500), "{kind}: login took {:?}", started.elapsed());
+    // Typing relays cannot reach the other instances; they must not hold up the typist's
+    // later events for a deadline each.
+    for _ in 0..10 {
+        old_socket.emit("typing", &json!({ "chatId": chat })).await;
+    }
+    let started = Instant::now();
+    let ack = old_socket.emit_with_ack("joinChat", &json!(chat), Duration::from_secs(30)).await;
+    assert_eq!(ack.map(|a| a["ok"].clone()), Some(json!(true)), "{kind}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{kind}: joinChat after typing took {:?}",
+        started.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     proxy.restore();

@@ -48,14 +48,16 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
     if auth.get("presence").and_then(Value::as_str) == Some("delta") {
         socket.extensions.insert(WantsDeltas);
     }
-    socket.extensions.insert(Arc::new(InOrder::default()));
+    let order = Arc::new(InOrder::default());
+    socket.extensions.insert(order.clone());
+    let joined = Arc::new(JoinedChats::default());
     let admission = Arc::new(Admission::default());
     socket.extensions.insert(admission.clone());
 
     socket.on(JOIN_CHAT, {
-        let state = state.clone();
+        let (state, joined) = (state.clone(), joined.clone());
         move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>, ack: AckSender<A>| {
-            let state = state.clone();
+            let (state, joined) = (state.clone(), joined.clone());
             async move {
                 let _done = turn.wait().await;
                 state.telemetry.socket_event(JOIN_CHAT);
@@ -65,9 +67,7 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
                 match state.chats.member_chat(&user, chat_id).await {
                     Ok(chat) => {
                         socket.join([chat.id.to_hex(), viewing_room(&chat.id, &user)]);
-                        if let Some(joined) = socket.extensions.get::<Arc<JoinedChats>>() {
-                            joined.joined(chat.id);
-                        }
+                        joined.joined(chat.id);
                         reply(ack, true, "joined");
                     }
                     Err(e) => {
@@ -80,27 +80,23 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
         }
     });
     socket.on(LEAVE_CHAT, {
-        let telemetry = state.telemetry.clone();
+        let (telemetry, joined) = (state.telemetry.clone(), joined.clone());
         move |socket: SocketRef<A>, turn: Turn, Data(payload): Data<Value>| {
-            let telemetry = telemetry.clone();
+            let (telemetry, joined) = (telemetry.clone(), joined.clone());
             async move {
                 let _done = turn.wait().await;
                 telemetry.socket_event(LEAVE_CHAT);
                 if let Some(chat) = chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok()) {
                     socket.leave([chat.to_hex(), viewing_room(&chat, &user)]);
-                    if let Some(joined) = socket.extensions.get::<Arc<JoinedChats>>() {
-                        joined.left(&chat);
-                    }
+                    joined.left(&chat);
                 }
             }
         }
     });
-    let joined = Arc::new(JoinedChats::default());
-    socket.extensions.insert(joined.clone());
     let user_hex: Arc<str> = user.to_hex().into();
     for (event, relayed) in [(TYPING, USER_TYPING), (STOP_TYPING, USER_STOPPED_TYPING)] {
-        let telemetry = state.telemetry.clone();
-        socket.on(event, TypingRelay { event, relayed, user_hex: user_hex.clone(), telemetry });
+        let (order, joined, telemetry) = (order.clone(), joined.clone(), state.telemetry.clone());
+        socket.on(event, TypingRelay { event, relayed, user_hex: user_hex.clone(), order, joined, telemetry });
     }
     socket.on_disconnect({
         let (presence, telemetry) = (presence.clone(), state.telemetry.clone());

@@ -13,19 +13,19 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::Data;
-use socketioxide::handler::{FromMessage, FromMessageParts, MessageHandler};
+use socketioxide::handler::{FromMessage, MessageHandler};
 use socketioxide::socket::Socket;
 use socketioxide::BroadcastError;
 use socketioxide_core::adapter::errors::SocketError;
 use socketioxide_core::Value;
 
-use super::ordered::{Done, Turn};
+use super::ordered::{Done, InOrder};
 use crate::domain::ObjectId;
 use crate::telemetry::Telemetry;
 
 /// A socket's relay state: the chats it has joined with `joinChat` (and not left), who
 /// may relay typing there, kept beside its rooms so a relay needs no copy of the room
-/// list; and until when its relays do not wait for full buffers (see
+/// list; and until when its relays give their turn up at once (see
 /// [`FULL_BUFFER_WAIT`]).
 #[derive(Default)]
 pub struct JoinedChats(Mutex<RelayState>);
@@ -49,7 +49,7 @@ impl JoinedChats {
         self.state().chats.contains(chat)
     }
 
-    fn may_wait(&self) -> bool {
+    fn patient(&self) -> bool {
         self.state().impatient_until.is_none_or(|until| Instant::now() >= until)
     }
 
@@ -65,10 +65,11 @@ impl JoinedChats {
 /// A recipient's send buffer (socketioxide's `max_buffer_size` packets) fills when a
 /// client sends indicators faster than the other end's connection takes them. The relay
 /// then waits for that connection's writer to drain it, holding the sender's turn, for
-/// up to `FULL_BUFFER_WAIT`. A recipient that does not read at all would stall every
-/// later event of the sender so: after a wait in vain, the sender's relays do not wait
-/// for `IMPATIENCE` (a full buffer drops the indicator, counted in the broadcast
-/// failures), so such a recipient delays the sender by at most 5 %.
+/// up to `FULL_BUFFER_WAIT`. A recipient that does not read at all, or a cluster backend
+/// that is down (each publish then waits for its deadline), would so stall every later
+/// event of the sender: after a relay failed, the sender's relays give their turn up at
+/// once and do not wait for full buffers for `IMPATIENCE` (such indicators are dropped
+/// and counted in the broadcast failures).
 const FULL_BUFFER_WAIT: Duration = Duration::from_millis(250);
 const IMPATIENCE: Duration = Duration::from_secs(5);
 
@@ -85,52 +86,57 @@ struct Relayed<'a> {
     user_id: &'a str,
 }
 
-/// Relays `event` from the verified user `user_hex` as `relayed`.
+/// Relays `event` from the verified user `user_hex` as `relayed`. Built once per socket,
+/// with the socket's order and relay state, so an event looks nothing up.
 pub struct TypingRelay {
     pub event: &'static str,
     pub relayed: &'static str,
     pub user_hex: Arc<str>,
+    pub order: Arc<InOrder>,
+    pub joined: Arc<JoinedChats>,
     pub telemetry: Arc<Telemetry>,
 }
 
 impl<A: Adapter> MessageHandler<A, TypingRelay> for TypingRelay {
-    fn call(&self, socket: Arc<Socket<A>>, mut value: Value, ack_id: Option<i64>) {
-        let Ok(turn) = Turn::from_message_parts(&socket, &mut value, &ack_id);
+    fn call(&self, socket: Arc<Socket<A>>, value: Value, ack_id: Option<i64>) {
+        let turn = self.order.ticket();
         let Ok(Data(payload)) = Data::<serde_json::Value>::from_message(socket.clone(), value, ack_id) else {
             return; // `turn` gives its place up when dropped
         };
         let chat = super::events::chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok());
         let (relayed, user_hex, telemetry) = (self.relayed, self.user_hex.clone(), self.telemetry.clone());
-        let event = self.event;
+        let (event, joined) = (self.event, self.joined.clone());
         let relay = move |done: Done| async move {
             telemetry.socket_event(event);
             // Only members joined to the chat relay; the user id is the verified one.
-            let joined = socket.extensions.get::<Arc<JoinedChats>>().filter(|j| chat.is_some_and(|c| j.contains(&c)));
-            if let (Some(chat), Some(joined)) = (chat, joined) {
-                let room = chat.to_hex();
-                let payload = Relayed { chat_id: &room, user_id: &user_hex };
-                let mut waiting_since = None;
-                loop {
-                    match socket.to(room.clone()).emit(relayed, &payload).await {
-                        Ok(()) => break,
-                        Err(e)
-                            if every_socket_failed_with(&e, SocketError::InternalChannelFull) && joined.may_wait() =>
-                        {
-                            let since = *waiting_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= FULL_BUFFER_WAIT {
-                                joined.waited_in_vain();
-                                telemetry.broadcast_failed(relayed);
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                        Err(e) => {
-                            // A recipient that closed meanwhile lost nothing.
-                            if !every_socket_failed_with(&e, SocketError::Closed) {
-                                telemetry.broadcast_failed(relayed);
-                            }
+            let Some(chat) = chat.filter(|c| joined.contains(c)) else { return };
+            let room = chat.to_hex();
+            let payload = Relayed { chat_id: &room, user_id: &user_hex };
+            // Impatient, the relay gives its turn up at once: the sender's later events
+            // go ahead while this one meets the full buffer or the cluster's deadline.
+            let patient = joined.patient();
+            let done = patient.then_some(done);
+            let mut waiting_since = None;
+            loop {
+                match socket.to(room.clone()).emit(relayed, &payload).await {
+                    Ok(()) => break,
+                    Err(e) if patient && every_socket_failed_with(&e, SocketError::InternalChannelFull) => {
+                        let since = *waiting_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= FULL_BUFFER_WAIT {
+                            joined.waited_in_vain();
+                            telemetry.broadcast_failed(relayed);
                             break;
                         }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    // A recipient that closed meanwhile lost nothing.
+                    Err(e) if every_socket_failed_with(&e, SocketError::Closed) => break,
+                    Err(_) => {
+                        // A full buffer without patience, or the cluster adapter's
+                        // backend (Redis) failing or past its deadline.
+                        joined.waited_in_vain();
+                        telemetry.broadcast_failed(relayed);
+                        break;
                     }
                 }
             }
