@@ -9,6 +9,7 @@
 //! one place, so a closed socket is never counted online nor left in a room.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
@@ -96,7 +97,9 @@ pub fn attach<A: Adapter>(socket: &SocketRef<A>, auth: &Value, state: &Arc<AppSt
     let user_hex: Arc<str> = user.to_hex().into();
     for (event, relayed) in [(TYPING, USER_TYPING), (STOP_TYPING, USER_STOPPED_TYPING)] {
         let (order, joined, telemetry) = (order.clone(), joined.clone(), state.telemetry.clone());
-        socket.on(event, TypingRelay { event, relayed, user_hex: user_hex.clone(), order, joined, telemetry });
+        let deadline = Duration::from_millis(state.settings.config.backend_timeout_ms);
+        socket
+            .on(event, TypingRelay { event, relayed, user_hex: user_hex.clone(), order, joined, telemetry, deadline });
     }
     socket.on_disconnect({
         let (presence, telemetry) = (presence.clone(), state.telemetry.clone());

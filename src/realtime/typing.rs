@@ -95,6 +95,8 @@ pub struct TypingRelay {
     pub order: Arc<InOrder>,
     pub joined: Arc<JoinedChats>,
     pub telemetry: Arc<Telemetry>,
+    /// `backend_timeout_ms`: how long a relay may wait for the cluster adapter.
+    pub deadline: Duration,
 }
 
 impl<A: Adapter> MessageHandler<A, TypingRelay> for TypingRelay {
@@ -105,7 +107,7 @@ impl<A: Adapter> MessageHandler<A, TypingRelay> for TypingRelay {
         };
         let chat = super::events::chat_id_in(&payload).and_then(|c| ObjectId::parse(c).ok());
         let (relayed, user_hex, telemetry) = (self.relayed, self.user_hex.clone(), self.telemetry.clone());
-        let (event, joined) = (self.event, self.joined.clone());
+        let (event, joined, deadline) = (self.event, self.joined.clone(), self.deadline);
         let relay = move |done: Done| async move {
             telemetry.socket_event(event);
             // Only members joined to the chat relay; the user id is the verified one.
@@ -117,28 +119,27 @@ impl<A: Adapter> MessageHandler<A, TypingRelay> for TypingRelay {
             let patient = joined.patient();
             let done = patient.then_some(done);
             let mut waiting_since = None;
-            loop {
-                match socket.to(room.clone()).emit(relayed, &payload).await {
-                    Ok(()) => break,
+            let delivered = loop {
+                let broadcast = socket.to(room.clone()).emit(relayed, &payload);
+                // Past the deadline: the cluster adapter's backend (Redis) did not answer.
+                let Ok(emitted) = tokio::time::timeout(deadline, broadcast).await else { break false };
+                match emitted {
+                    Ok(()) => break true,
                     Err(e) if patient && every_socket_failed_with(&e, SocketError::InternalChannelFull) => {
-                        let since = *waiting_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= FULL_BUFFER_WAIT {
-                            joined.waited_in_vain();
-                            telemetry.broadcast_failed(relayed);
-                            break;
+                        if waiting_since.get_or_insert_with(Instant::now).elapsed() >= FULL_BUFFER_WAIT {
+                            break false;
                         }
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     // A recipient that closed meanwhile lost nothing.
-                    Err(e) if every_socket_failed_with(&e, SocketError::Closed) => break,
-                    Err(_) => {
-                        // A full buffer without patience, or the cluster adapter's
-                        // backend (Redis) failing or past its deadline.
-                        joined.waited_in_vain();
-                        telemetry.broadcast_failed(relayed);
-                        break;
-                    }
+                    Err(e) if every_socket_failed_with(&e, SocketError::Closed) => break true,
+                    // A full buffer without patience, or the adapter's backend failing.
+                    Err(_) => break false,
                 }
+            };
+            if !delivered {
+                joined.waited_in_vain();
+                telemetry.broadcast_failed(relayed);
             }
             drop(done);
         };
